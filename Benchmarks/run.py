@@ -1,0 +1,589 @@
+#!/usr/bin/env python3
+"""Echo-server benchmark driver: runs every (workload cell, server) pair and
+prints a markdown table on stdout. Progress goes to stderr.
+
+Normally started by ./run.sh, which builds everything first. See README.md for
+what is measured and how. Standard library only.
+"""
+
+import argparse
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+HOST = "127.0.0.1"  # all traffic stays on loopback
+
+
+def log(msg=""):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------- servers
+
+@dataclass
+class Server:
+    name: str
+    title: str
+    argv: list            # command without --host/--port
+    binary: str           # must exist, else the server is skipped
+    only: set = None      # workload cells it can run (None: all)
+    skip_reason: str = ""
+
+
+def make_servers(args):
+    echo = args.echo_server_bin
+    nio = args.nio_bin
+    cdir = Path(args.c_bin_dir)
+    py = str(HERE / "python" / "echo_server.py")
+    single = {"rr1", "bulk"}  # sync mode serves one connection at a time
+    servers = [
+        Server("echo-server", "echo-server", [echo, "--mode", "threading"], echo),
+        Server("nio", "SwiftNIO", [nio], nio),
+        Server("c", "C threads", [str(cdir / "echo_server")], str(cdir / "echo_server")),
+        Server("python", "Python socketserver", [sys.executable, py], py),
+        # Opt-in (--servers ...): the project's other modes.
+        Server("echo-server-forking", "echo-server (forking)", [echo, "--mode", "forking"], echo),
+        Server("echo-server-sync", "echo-server (sync)", [echo, "--mode", "sync"], echo, only=single),
+    ]
+    return {s.name: s for s in servers}
+
+
+DEFAULT_SERVERS = ["echo-server", "nio", "c", "python"]
+BASELINE = "c"
+
+
+# ------------------------------------------------------------- workloads
+
+@dataclass
+class Metric:
+    key: str        # key in the loadgen result
+    label: str      # row label
+    kind: str       # formatting: rate, us, mbps, kib
+
+
+@dataclass
+class Cell:
+    name: str
+    title: str
+    mode: str               # loadgen mode
+    loadgen_args: list
+    metrics: list
+    pinned: bool = False    # server and loadgen on CPU 0
+
+
+def make_cells(args):
+    cells = []
+    for c in (1, 16, 64, 256):
+        cells.append(Cell(
+            f"rr{c}", f"rr C={c}", "rr",
+            ["--conns", str(c), "--threads", str(1 if c == 1 else args.loadgen_threads),
+             "--size", "64"],
+            [Metric("rps", f"rr C={c} req/s", "rate"),
+             Metric("p50_us", f"rr C={c} p50 µs", "us"),
+             Metric("p99_us", f"rr C={c} p99 µs", "us")],
+            pinned=(c == 1 and not args.no_pin)))
+    cells.append(Cell("churn", "churn C=16", "churn",
+                      ["--conns", "16", "--threads", "1", "--size", "64"],
+                      [Metric("cps", "churn C=16 conn/s", "rate")]))
+    cells.append(Cell("bulk", "bulk 16 KiB lines", "bulk",
+                      ["--line", "16384", "--window", str(4 << 20)],
+                      [Metric("mbps", "bulk 16 KiB lines MB/s", "mbps")]))
+    cells.append(Cell("idle", f"idle N={args.idle_conns}", "idle",
+                      ["--conns", str(args.idle_conns), "--concurrency", "128", "--size", "64"],
+                      [Metric("kib_per_conn", f"idle N={args.idle_conns} KiB/conn", "kib")]))
+    return {c.name: c for c in cells}
+
+
+ALL_WORKLOADS = ["rr1", "rr16", "rr64", "rr256", "churn", "bulk", "idle"]
+WORKLOAD_GROUPS = {"rr": ["rr1", "rr16", "rr64", "rr256"]}
+
+
+# ------------------------------------------------------ process handling
+
+class ServerProcess:
+    """A started server: its own session/process group, stdout/stderr in
+    temporary files. Always stop() it (try/finally)."""
+
+    def __init__(self, server, pinned, workdir):
+        self.server = server
+        self.out = open(workdir / f"{server.name}.stdout", "w+b")
+        self.err = open(workdir / f"{server.name}.stderr", "w+b")
+        argv = list(server.argv) + ["--host", HOST, "--port", "0"]
+        if pinned:
+            argv = ["taskset", "-c", "0"] + argv  # taskset execs: same pid
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.out,
+                                     stderr=self.err, start_new_session=True)
+        self.port = None
+
+    def wait_listening(self, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.out.seek(0)
+            first = self.out.readline()
+            if first.endswith(b"\n"):
+                text = first.decode(errors="replace").strip()
+                if not text.startswith("listening on ") or ":" not in text:
+                    raise RuntimeError(f"unexpected first line from {self.server.name}: {text!r}")
+                self.port = int(text.rsplit(":", 1)[1])
+                return self.port
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.server.name} exited with status {self.proc.returncode} "
+                                   f"before listening: {self.stderr_tail()}")
+            time.sleep(0.01)
+        raise RuntimeError(f"{self.server.name} did not print 'listening on' within {timeout:.0f} s")
+
+    def stderr_tail(self, n=300):
+        self.err.flush()
+        self.err.seek(0)
+        data = self.err.read()
+        return data[-n:].decode(errors="replace").strip()
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM the server's process group, SIGKILL after 5 s."""
+        try:
+            if self.proc.poll() is None:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    log(f"  note: {self.server.name} ignored SIGTERM for 5 s; killing it")
+            # Forked children (forking mode) are in the same group; make sure
+            # none survives the parent.
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        finally:
+            self.out.close()
+            self.err.close()
+
+
+def descendants(pid):
+    """pid and all its descendants (scans /proc; children of forking servers)."""
+    children = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # Field 4 is the ppid; the command name (field 2) may contain spaces.
+        fields = stat[stat.rfind(b")") + 2:].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def memory_kib(pid):
+    """Proportional set size (Pss, KiB) of pid and its descendants, from
+    smaps_rollup; falls back to VmRSS where smaps_rollup is missing. Pss splits
+    pages shared between a forking server's processes instead of counting them
+    once per process; for a single process the difference to Rss is only its
+    share of shared libraries, which cancels out in a before/after delta."""
+    total = 0
+    for p in descendants(pid):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+            continue
+        except (OSError, StopIteration):
+            pass
+        try:
+            with open(f"/proc/{p}/status") as f:
+                total += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def parse_result(stdout):
+    for line in reversed(stdout.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    return None
+
+
+def run_timed(cell, port, args):
+    argv = [args.loadgen, cell.mode, "--host", HOST, "--port", str(port),
+            "--warmup", str(args.warmup), "--duration", str(args.duration),
+            "--timeout", str(args.timeout)] + cell.loadgen_args
+    if cell.pinned:
+        argv = ["taskset", "-c", "0"] + argv
+    limit = args.warmup + args.duration + args.timeout + 60
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=limit)
+    result = parse_result(proc.stdout)
+    if proc.returncode != 0 or result is None or result.get("errors"):
+        detail = (result or {}).get("first_error") or proc.stderr.strip()[-300:]
+        errors = (result or {}).get("errors", "?")
+        raise RuntimeError(f"loadgen failed (exit {proc.returncode}, {errors} errors): {detail}")
+    return result
+
+
+def run_idle(cell, server_proc, args):
+    pid = server_proc.proc.pid
+    time.sleep(0.3)  # let the fresh server settle
+    before = memory_kib(pid)
+    argv = [args.loadgen, "idle", "--host", HOST, "--port", str(server_proc.port),
+            "--timeout", str(args.timeout)] + cell.loadgen_args
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        # Phase 1: wait for READY (all connections open, each echoed once).
+        deadline = time.monotonic() + args.idle_timeout
+        line = ""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+            if ready:
+                line = proc.stdout.readline()
+                break
+            if proc.poll() is not None:
+                break
+        if not line.startswith("READY"):
+            out, err = "", ""
+            if proc.poll() is not None:
+                out, err = proc.communicate(timeout=5)
+            result = parse_result(line + out)
+            detail = (result or {}).get("first_error") or err.strip()[-300:] or "no READY line"
+            raise RuntimeError(f"idle connections not established: {detail}")
+        opened = json.loads(line.split(None, 1)[1])
+        time.sleep(0.5)  # let the server finish whatever it does per connection
+        after = memory_kib(pid)
+        # Phase 2: every connection echoes one more line.
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=args.idle_timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    result = parse_result(out)
+    if proc.returncode != 0 or result is None or result.get("errors"):
+        detail = (result or {}).get("first_error") or err.strip()[-300:]
+        raise RuntimeError(f"idle loadgen failed (exit {proc.returncode}): {detail}")
+    n = opened["conns"]
+    result.update(before_kib=before, after_kib=after,
+                  kib_per_conn=(after - before) / n)
+    return result
+
+
+def measure(server, cell, args, workdir):
+    """One sample: fresh server, one loadgen run, server stopped in all cases."""
+    sp = ServerProcess(server, cell.pinned, workdir)
+    try:
+        sp.wait_listening()
+        if cell.mode == "idle":
+            result = run_idle(cell, sp, args)
+        else:
+            result = run_timed(cell, sp.port, args)
+        if not sp.alive():
+            raise RuntimeError(f"server exited during the run (status {sp.proc.returncode}): "
+                               f"{sp.stderr_tail()}")
+        return result
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("load generator did not finish in time")
+    finally:
+        sp.stop()
+
+
+# ------------------------------------------------------------ formatting
+
+def fmt(value, kind):
+    if value is None:
+        return "–"
+    if kind == "rate":
+        return f"{value / 1000:.1f}k" if value >= 10000 else f"{value:,.0f}"
+    if kind == "us":
+        return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+    if kind == "mbps":
+        return f"{value:,.0f}"
+    if kind == "kib":
+        return f"{value:.1f}"
+    return str(value)
+
+
+def summarize(samples, kind, baseline_median):
+    if not samples:
+        return None, "–"
+    med = statistics.median(samples)
+    text = fmt(med, kind)
+    if len(samples) > 1:
+        text += f" ({fmt(min(samples), kind)}–{fmt(max(samples), kind)})"
+    if baseline_median:
+        text += f" ×{med / baseline_median:.2f}"
+    return med, text
+
+
+def render(servers, cells, results, failures, args, notes):
+    """results[(cell, server)] = list of result dicts."""
+    out = []
+    mode = "quick" if args.quick else "full"
+    out.append(f"## Echo server benchmark ({mode} mode)")
+    out.append("")
+    out.append(f"{args.reps} repetition(s), {args.warmup:g} s warmup + {args.duration:g} s "
+               f"per timed measurement; {os.cpu_count()} CPUs, Linux {os.uname().release}; "
+               f"{time.strftime('%Y-%m-%d %H:%M')}.")
+    out.append("")
+    header = ["workload"] + [s.title for s in servers]
+    out.append("| " + " | ".join(header) + " |")
+    out.append("|" + "---|" * len(header))
+    baseline = next((s for s in servers if s.name == BASELINE), None)
+    for cell in cells:
+        for m in cell.metrics:
+            base_med = None
+            if baseline:
+                base_samples = [r[m.key] for r in results.get((cell.name, BASELINE), [])]
+                base_med = statistics.median(base_samples) if base_samples else None
+            row = [m.label]
+            for s in servers:
+                if s.only is not None and cell.name not in s.only:
+                    row.append("n/a")
+                    continue
+                samples = [r[m.key] for r in results.get((cell.name, s.name), [])]
+                failed = failures.get((cell.name, s.name), 0)
+                _, text = summarize(samples, m.kind, base_med)
+                if failed:
+                    text = "**error**" if not samples else f"{text} **({failed} failed)**"
+                row.append(text)
+            out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    out.append("Each cell: median (min–max over the repetitions; omitted with one repetition) "
+               f"and ×ratio of medians to the C server. Higher is better for req/s, conn/s "
+               f"and MB/s; lower is better for µs and KiB/conn. "
+               + ("rr C=1 ran with server and load generator pinned to CPU 0. "
+                  if not args.no_pin else "Nothing was pinned (--no-pin). "))
+    # Load generator CPU use, to see whether it was the bottleneck.
+    cpu_cells = [c for c in cells if c.mode != "idle"]
+    if cpu_cells:
+        out.append("")
+        out.append("Load generator CPU use over the measured window (median, % of one CPU):")
+        out.append("")
+        out.append("| workload | " + " | ".join(s.title for s in servers) + " |")
+        out.append("|" + "---|" * (len(servers) + 1))
+        for cell in cpu_cells:
+            row = [cell.title]
+            for s in servers:
+                samples = [r["cpu_pct"] for r in results.get((cell.name, s.name), [])
+                           if "cpu_pct" in r]
+                row.append(f"{statistics.median(samples):.0f}%" if samples else "–")
+            out.append("| " + " | ".join(row) + " |")
+    if notes:
+        out.append("")
+        for n in notes:
+            out.append(f"- {n}")
+    return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------ main
+
+def env(name, default=None):
+    v = os.environ.get(name)
+    return default if v is None or v == "" else v
+
+
+def parse_args():
+    p = argparse.ArgumentParser(
+        description="Run the echo-server comparison and print a markdown table.",
+        epilog="Environment variables BENCH_QUICK=1, BENCH_SERVERS, BENCH_WORKLOADS, BENCH_REPS, "
+               "BENCH_DURATION, BENCH_WARMUP, BENCH_IDLE_CONNS and BENCH_OUT set the defaults of "
+               "the corresponding options.")
+    p.add_argument("--quick", action="store_true", default=env("BENCH_QUICK", "0") not in ("0", "no", "false"),
+                   help="smoke-test mode: 1 repetition, ~1 s per measurement")
+    p.add_argument("--servers", default=env("BENCH_SERVERS", ",".join(DEFAULT_SERVERS)),
+                   help="comma-separated servers (default: %(default)s; also available: "
+                        "echo-server-forking, echo-server-sync)")
+    p.add_argument("--workloads", default=env("BENCH_WORKLOADS", ",".join(ALL_WORKLOADS)),
+                   help="comma-separated cells: rr1,rr16,rr64,rr256 (or rr),churn,bulk,idle "
+                        "(default: all)")
+    p.add_argument("--reps", type=int, default=env("BENCH_REPS"), help="repetitions (full 3, quick 1)")
+    p.add_argument("--duration", type=float, default=env("BENCH_DURATION"),
+                   help="measured seconds per timed measurement (full 4, quick 1)")
+    p.add_argument("--warmup", type=float, default=env("BENCH_WARMUP"),
+                   help="unmeasured warmup seconds before each (full 1, quick 0.3)")
+    p.add_argument("--idle-conns", type=int, default=int(env("BENCH_IDLE_CONNS", "10000")),
+                   help="idle connections (default %(default)s)")
+    p.add_argument("--out", default=env("BENCH_OUT"), help="also write the markdown to this file")
+    p.add_argument("--json", help="also write all raw samples as JSON to this file")
+    p.add_argument("--no-pin", action="store_true", help="do not pin rr C=1 to CPU 0")
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="longest a single request may stay unanswered (s)")
+    p.add_argument("--idle-timeout", type=float, default=120.0,
+                   help="longest each idle phase (open all, echo all) may take (s)")
+    p.add_argument("--loadgen-threads", type=int, default=max(1, min(os.cpu_count() or 1, 4)),
+                   help="epoll threads of the load generator for rr C>1 (default: CPUs, max 4)")
+    p.add_argument("--echo-server-bin", default=str(ROOT / ".build" / "release" / "echo-server"))
+    p.add_argument("--nio-bin", default=str(HERE / ".build" / "release" / "nio-echo-server"))
+    p.add_argument("--c-bin-dir", default=str(HERE / ".build-c"))
+    args = p.parse_args()
+    if args.reps is None:
+        args.reps = 1 if args.quick else 3
+    if args.duration is None:
+        args.duration = 1.0 if args.quick else 4.0
+    if args.warmup is None:
+        args.warmup = 0.3 if args.quick else 1.0
+    args.reps, args.duration, args.warmup = int(args.reps), float(args.duration), float(args.warmup)
+    args.loadgen = str(Path(args.c_bin_dir) / "loadgen")
+    return args
+
+
+def prepare_limits(args, notes):
+    """Raise RLIMIT_NOFILE (inherited by servers and load generator) and cap
+    the idle connection count to what the fd and thread limits allow."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 25000 if hard == resource.RLIM_INFINITY else min(25000, hard)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        soft = want
+    cap = soft - 500
+    try:
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+        threads_max = int(Path("/proc/sys/kernel/threads-max").read_text())
+        running = sum(len(os.listdir(f"/proc/{p}/task")) for p in os.listdir("/proc")
+                      if p.isdigit() and os.path.isdir(f"/proc/{p}/task"))
+        cap = min(cap, min(pid_max, threads_max) - running - 2000)
+    except OSError:
+        pass
+    if args.idle_conns > cap:
+        note = (f"idle connections capped at {cap} (from {args.idle_conns}) by "
+                f"RLIMIT_NOFILE={soft} / thread limits")
+        log("note: " + note)
+        notes.append(note)
+        args.idle_conns = max(1, cap)
+    try:
+        if Path("/proc/sys/net/ipv4/tcp_tw_reuse").read_text().strip() == "0":
+            log("warning: net.ipv4.tcp_tw_reuse=0: churn may run out of local ports "
+                "(TIME_WAIT); set it to 2 (the default)")
+    except OSError:
+        pass
+
+
+def main():
+    args = parse_args()
+    notes = []
+    prepare_limits(args, notes)
+    all_servers = make_servers(args)
+    all_cells = make_cells(args)
+
+    wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in all_servers]
+    if unknown:
+        sys.exit(f"unknown server(s): {', '.join(unknown)}; known: {', '.join(all_servers)}")
+    workloads = []
+    for w in (w.strip() for w in args.workloads.split(",") if w.strip()):
+        for name in WORKLOAD_GROUPS.get(w, [w]):
+            if name not in all_cells:
+                sys.exit(f"unknown workload {w}; known: {', '.join(ALL_WORKLOADS)}, rr")
+            if name not in workloads:
+                workloads.append(name)
+    cells = [all_cells[w] for w in ALL_WORKLOADS if w in workloads]
+
+    for tool in (args.loadgen,):
+        if not os.access(tool, os.X_OK):
+            sys.exit(f"{tool} is missing: run ./run.sh (it builds everything)")
+    if any(c.pinned for c in cells) and not shutil.which("taskset"):
+        log("warning: taskset not found (util-linux): rr C=1 runs unpinned")
+        notes.append("taskset missing: rr C=1 ran unpinned")
+        for c in cells:
+            c.pinned = False
+        args.no_pin = True
+
+    servers = []
+    for name in wanted:
+        s = all_servers[name]
+        if not s.binary or not os.path.exists(s.binary):
+            log(f"note: skipping {name}: {s.binary or 'binary'} not found")
+            notes.append(f"{s.title}: skipped (binary not found)")
+            continue
+        servers.append(s)
+    if not servers:
+        sys.exit("no server to benchmark")
+    if BASELINE not in [s.name for s in servers]:
+        notes.append("no ratios: the C server (baseline) was not run")
+
+    results, failures, raw = {}, {}, []
+    total = sum(1 for _ in range(args.reps) for c in cells for s in servers
+                if s.only is None or c.name in s.only)
+    done = 0
+    started = time.monotonic()
+    log(f"running {total} measurements: servers {', '.join(s.name for s in servers)}; "
+        f"workloads {', '.join(c.name for c in cells)}; {args.reps} rep(s)")
+    with tempfile.TemporaryDirectory(prefix="echo-bench-") as tmp:
+        workdir = Path(tmp)
+        for rep in range(args.reps):
+            # Interleave: for each repetition, for each cell, each server in turn
+            # (rotating who goes first, so no server is always first after a pause).
+            order = servers[rep % len(servers):] + servers[:rep % len(servers)]
+            for cell in cells:
+                for server in order:
+                    if server.only is not None and cell.name not in server.only:
+                        continue
+                    done += 1
+                    prefix = f"[{done}/{total}] rep {rep + 1} {cell.title:<18} {server.name:<12}"
+                    try:
+                        r = measure(server, cell, args, workdir)
+                    except Exception as e:  # keep going; reported in the table
+                        failures[(cell.name, server.name)] = failures.get((cell.name, server.name), 0) + 1
+                        raw.append({"rep": rep, "cell": cell.name, "server": server.name, "error": str(e)})
+                        log(f"{prefix} ERROR: {e}")
+                        continue
+                    results.setdefault((cell.name, server.name), []).append(r)
+                    raw.append({"rep": rep, "cell": cell.name, "server": server.name, **r})
+                    shown = "  ".join(f"{m.key}={fmt(r[m.key], m.kind)}" for m in cell.metrics)
+                    cpu = f"  loadgen cpu {r['cpu_pct']:.0f}%" if "cpu_pct" in r else ""
+                    if "before_kib" in r:
+                        cpu = (f"  (Pss {r['before_kib']} -> {r['after_kib']} KiB; opened in "
+                               f"{r['open_s']:.1f} s, echoed in {r['echo_s']:.1f} s)")
+                    log(f"{prefix} {shown}{cpu}")
+    log(f"done in {time.monotonic() - started:.0f} s")
+
+    table = render(servers, cells, results, failures, args, notes)
+    sys.stdout.write(table)
+    sys.stdout.flush()
+    if args.out:
+        Path(args.out).write_text(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(raw, indent=1) + "\n")
+    if failures:
+        log(f"FAILED: {sum(failures.values())} measurement(s) had errors (see above)")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    # SIGTERM/SIGHUP: unwind through the finally blocks that stop the servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGHUP, lambda *_: sys.exit(129))
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        log("interrupted")
+        sys.exit(130)

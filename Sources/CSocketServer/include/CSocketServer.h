@@ -1,0 +1,17 @@
+// A few libc calls that Swift's Glibc module does not show without
+// _GNU_SOURCE. Each is a thin, inline pass-through.
+#ifndef C_SOCKET_SERVER_H
+#define C_SOCKET_SERVER_H
+
+#ifdef __linux__
+#include <sys/socket.h>
+#include <sys/types.h>
+
+int csocketserver_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+/// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
+int csocketserver_eventfd(void);
+/// sendfile(2): out_fd, in_fd, offset in/out, count.
+long csocketserver_sendfile(int out_fd, int in_fd, long long *offset, unsigned long count);
+#endif
+
+#endif

@@ -1,0 +1,45 @@
+/// The base of request handlers (Python's `BaseRequestHandler`).
+///
+/// A server makes one handler per request and runs ``setup()``,
+/// ``handle()`` and ``finish()``; `finish` runs even when `handle` throws.
+/// What they throw reaches the server's
+/// ``BaseServer/handleError(_:request:clientAddress:)``.
+///
+/// Subclass ``StreamRequestHandler`` (TCP, Unix stream) or
+/// ``DatagramRequestHandler`` (UDP, Unix datagram) and override `handle()`.
+open class BaseRequestHandler {
+    /// What the server received: a connection, or a datagram with its socket.
+    public let request: Request
+    /// The peer's address.
+    public let clientAddress: SocketAddress
+    /// The server that made this handler.
+    public let server: BaseServer
+
+    public required init(request: Request, clientAddress: SocketAddress, server: BaseServer) {
+        self.request = request
+        self.clientAddress = clientAddress
+        self.server = server
+    }
+
+    /// Called before ``handle()``. Base: nothing.
+    open func setup() throws {}
+
+    /// Serves the request. Base: nothing.
+    open func handle() throws {}
+
+    /// Called after ``handle()``, even when it threw. Base: nothing.
+    open func finish() throws {}
+
+    /// Runs ``setup()``, ``handle()`` and ``finish()``. If `handle` throws,
+    /// `finish` still runs and `handle`'s error is the one thrown.
+    public final func run() throws {
+        try setup()
+        do {
+            try handle()
+        } catch {
+            try? finish()
+            throw error
+        }
+        try finish()
+    }
+}

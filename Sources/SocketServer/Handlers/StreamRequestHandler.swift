@@ -1,0 +1,116 @@
+/// A handler for a connection, with buffered streams over it (Python's
+/// `StreamRequestHandler`):
+///
+/// ```swift
+/// final class Echo: StreamRequestHandler {
+///     override func handle() throws {
+///         while let line = try rfile.readLine() { try wfile.write(line) }
+///     }
+/// }
+/// ```
+///
+/// Settings, overridable in a subclass: ``rbufsize``, ``wbufsize`` (0:
+/// every write is sent at once), ``timeout`` (applied to the connection in
+/// ``setup()``), ``disableNagleAlgorithm``.
+///
+/// Writes to ``wfile`` are sent when the handler next waits for input,
+/// when the buffer fills, at `flush()` and at ``finish()``, and at once when
+/// no more input is buffered: a request/response exchange costs one `send`
+/// per reply, and pipelined requests get their replies batched. A handler
+/// that writes without reading, from a loop that never reads, should call
+/// `wfile.flush()` (or set `wbufsize` to 0) to send at once.
+open class StreamRequestHandler: BaseRequestHandler {
+    /// The read buffer size.
+    open var rbufsize: Int { SocketReader.defaultBufferSize }
+    /// The write buffer size; 0 for unbuffered writes (Python's default).
+    open var wbufsize: Int { SocketWriter.defaultBufferSize }
+    /// A time-out in seconds for every call on the connection; nil: none.
+    /// A peer that stays silent past it ends the handler with
+    /// ``SocketError/timeout(operation:address:)``.
+    open var timeout: Double? { nil }
+    /// Sets TCP_NODELAY on the connection.
+    open var disableNagleAlgorithm: Bool { false }
+
+    private var streams: (reader: SocketReader, writer: SocketWriter)?
+
+    /// The connected socket.
+    public var connection: Socket { request.socket }
+
+    /// The buffered reader over the connection.
+    public var rfile: SocketReader { makeStreams().reader }
+
+    /// The buffered writer over the connection.
+    public var wfile: SocketWriter { makeStreams().writer }
+
+    private func makeStreams() -> (reader: SocketReader, writer: SocketWriter) {
+        if let streams { return streams }
+        let made = connection.makeStreams(readBufferSize: rbufsize, writeBufferSize: wbufsize)
+        streams = made
+        return made
+    }
+
+    /// Applies ``timeout`` and ``disableNagleAlgorithm`` to the connection.
+    open override func setup() throws {
+        if let timeout { try connection.setTimeout(timeout) }
+        if disableNagleAlgorithm && connection.family != .unix { try connection.setOption(.noDelay, true) }
+    }
+
+    /// Flushes ``wfile`` (a peer that has gone is ignored here: the error,
+    /// if any, was already reported), then closes both streams.
+    open override func finish() throws {
+        guard let streams else { return }
+        do {
+            try streams.writer.flush()
+        } catch is SocketError {
+            // As Python: a final socket error on a dead connection is not news.
+        }
+        try? streams.writer.close()
+        streams.reader.close()
+    }
+}
+
+/// A handler for one datagram (Python's `DatagramRequestHandler`): the
+/// datagram is in ``rfile``; what is written to ``wfile`` is sent back to
+/// the client as one datagram by ``finish()`` (nothing is sent when nothing
+/// was written; Python sends an empty datagram).
+open class DatagramRequestHandler: BaseRequestHandler {
+    /// The datagram received.
+    public var packet: [UInt8] { request.packet ?? [] }
+    /// The server's socket, for replies.
+    public var socket: Socket { request.socket }
+
+    private var reader: SocketReader?
+    /// The datagram, as a reader.
+    public var rfile: SocketReader {
+        if let reader { return reader }
+        let r = SocketReader(bytes: packet)
+        reader = r
+        return r
+    }
+
+    /// Collects the reply.
+    public let wfile = SocketWriter()
+
+    /// Sends the reply in ``wfile`` to the client as one datagram. For a
+    /// client without an address (an unbound Unix socket) the reply goes
+    /// over the socket itself if it is connected (a socketpair), else
+    /// nowhere.
+    open override func finish() throws {
+        let reply = wfile.bytes
+        guard !reply.isEmpty else { return }
+        if clientAddress.family == .unix && (clientAddress.path ?? "").isEmpty {
+            do { _ = try socket.send(reply) } catch Errno.notConnected {} catch Errno(EDESTADDRREQ_VALUE) {}
+            return
+        }
+        try socket.sendTo(reply, clientAddress)
+    }
+}
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+let EDESTADDRREQ_VALUE: Int32 = EDESTADDRREQ

@@ -1,0 +1,181 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+import CSocketServer
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Threads and the one condition variable the servers need, on pthreads
+/// directly: Foundation stays out of the library, and the stack size is ours
+/// to choose.
+enum Threads {
+    /// Starts a detached thread running `body` with the given stack size
+    /// (rounded up to the system's minimum and page size). Throws the
+    /// `pthread_create` error (EAGAIN when the system is out of threads).
+    static func spawn(stackSize: Int, name: String? = nil, _ body: @escaping @Sendable () -> Void) throws {
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        defer { pthread_attr_destroy(&attr) }
+        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        if stackSize > 0 {
+            let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+            let minimum = Int(PTHREAD_STACK_MIN)
+            let size = (max(stackSize, minimum) + page - 1) / page * page
+            pthread_attr_setstacksize(&attr, size)
+        }
+        let box = Unmanaged.passRetained(ThreadBody(body))
+        #if canImport(Darwin)
+        var thread: pthread_t?
+        #else
+        var thread = pthread_t()
+        #endif
+        let r = pthread_create(&thread, &attr, { context in
+            let body = Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue()
+            body.run()
+            return nil
+        }, box.toOpaque())
+        if r != 0 {
+            box.release()
+            throw SocketError.system(Errno(r), operation: "start thread", address: nil)
+        }
+    }
+
+    /// A count of the threads alive in this process (from /proc on Linux; -1 elsewhere).
+    static func count() -> Int {
+        #if os(Linux)
+        guard let f = fopen("/proc/self/status", "r") else { return -1 }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 256)
+        while fgets(&line, Int32(line.count), f) != nil {
+            let s = cString(line)
+            if s.hasPrefix("Threads:") {
+                return Int(s.dropFirst(8).filter { $0.isNumber }) ?? -1
+            }
+        }
+        #endif
+        return -1
+    }
+}
+
+private final class ThreadBody: Sendable {
+    let run: @Sendable () -> Void
+    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+}
+
+/// A mutex with a condition variable (`pthread_mutex_t` + `pthread_cond_t`),
+/// for waits that `Synchronization.Mutex` cannot express. Its state lives
+/// in the protected value; every access holds the lock.
+final class ConditionLock<State>: @unchecked Sendable {
+    // @unchecked: `state` is only touched with `mutex` held (see `withLock`
+    // and `wait`), which is what makes this type safe to share.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let cond: UnsafeMutablePointer<pthread_cond_t>
+    private var state: State
+
+    init(_ initial: State) {
+        state = initial
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        cond = .allocate(capacity: 1)
+        cond.initialize(to: pthread_cond_t())
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        #if os(Linux)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        #endif
+        pthread_cond_init(cond, &attr)
+        pthread_condattr_destroy(&attr)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&state)
+    }
+
+    /// Changes the state and wakes every waiter.
+    func update<R>(_ body: (inout State) throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer {
+            pthread_cond_broadcast(cond)
+            pthread_mutex_unlock(mutex)
+        }
+        return try body(&state)
+    }
+
+    /// Waits until `condition` holds or the deadline (monotonic nanoseconds,
+    /// nil: none) passes; returns whether it holds.
+    @discardableResult
+    func wait(until deadline: UInt64? = nil, for condition: (State) -> Bool) -> Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while !condition(state) {
+            if let deadline {
+                #if os(Linux)
+                var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+                #else
+                let left = deadline > Sys.monotonicNanos() ? deadline - Sys.monotonicNanos() : 0
+                var now = timeval()
+                gettimeofday(&now, nil)
+                let wall = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_usec) * 1000 + left
+                var ts = timespec(tv_sec: Int(wall / 1_000_000_000), tv_nsec: Int(wall % 1_000_000_000))
+                #endif
+                if Sys.monotonicNanos() >= deadline { return condition(state) }
+                pthread_cond_timedwait(cond, mutex, &ts)
+            } else {
+                pthread_cond_wait(cond, mutex)
+            }
+        }
+        return true
+    }
+}
+
+/// An eventfd (Linux) or a pipe (elsewhere) that wakes a thread blocked in
+/// poll(2): how ``BaseServer/shutdown()`` reaches `serveForever` at once.
+final class Wakeup: Sendable {
+    let readFD: Int32
+    let writeFD: Int32
+
+    init() throws {
+        #if os(Linux)
+        let fd = csocketserver_eventfd()
+        guard fd >= 0 else { throw SocketError.fromErrno("eventfd") }
+        readFD = fd
+        writeFD = fd
+        #else
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw SocketError.fromErrno("pipe") }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
+        }
+        readFD = fds[0]
+        writeFD = fds[1]
+        #endif
+    }
+
+    deinit {
+        Sys.close(readFD)
+        if writeFD != readFD { Sys.close(writeFD) }
+    }
+
+    func signal() {
+        var one: UInt64 = 1
+        while write(writeFD, &one, writeFD == readFD ? 8 : 1) < 0 && Sys.errno == EINTR {}
+    }
+
+    func drain() {
+        var buffer = (UInt64(0), UInt64(0))
+        while read(readFD, &buffer, 8) > 0 && writeFD != readFD {}
+    }
+}

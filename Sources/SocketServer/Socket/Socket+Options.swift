@@ -1,0 +1,130 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A typed socket option: its level, its name and the Swift type of its
+/// value. Use the named ones (`.reuseAddress`, `.noDelay`, ...) with
+/// ``Socket/setOption(_:_:)`` and ``Socket/getOption(_:)``, or the raw
+/// integer forms for any other.
+public struct SocketOption<Value>: Sendable {
+    enum Kind: Sendable { case bool, int, timeval, type }
+    public let level: Int32
+    public let name: Int32
+    let kind: Kind
+
+    init(_ level: Int32, _ name: Int32, _ kind: Kind) {
+        self.level = level
+        self.name = name
+        self.kind = kind
+    }
+}
+
+private let tcpLevel = Int32(IPPROTO_TCP)
+
+extension SocketOption where Value == Bool {
+    /// `SO_REUSEADDR`: bind a port whose old connections are in TIME_WAIT.
+    public static var reuseAddress: Self { .init(SOL_SOCKET, SO_REUSEADDR, .bool) }
+    /// `SO_REUSEPORT`: let several sockets bind the same port.
+    public static var reusePort: Self { .init(SOL_SOCKET, SO_REUSEPORT, .bool) }
+    /// `SO_BROADCAST`: allow sending to broadcast addresses.
+    public static var broadcast: Self { .init(SOL_SOCKET, SO_BROADCAST, .bool) }
+    /// `SO_KEEPALIVE`: send TCP keep-alive probes.
+    public static var keepAlive: Self { .init(SOL_SOCKET, SO_KEEPALIVE, .bool) }
+    /// `TCP_NODELAY`: turn off Nagle's algorithm.
+    public static var noDelay: Self { .init(tcpLevel, TCP_NODELAY, .bool) }
+    /// `SO_ACCEPTCONN` (read-only): whether the socket is listening.
+    public static var acceptConnections: Self { .init(SOL_SOCKET, SO_ACCEPTCONN, .bool) }
+}
+
+extension SocketOption where Value == Int {
+    /// `SO_RCVBUF`: the receive buffer size (Linux reports double what was set).
+    public static var receiveBufferSize: Self { .init(SOL_SOCKET, SO_RCVBUF, .int) }
+    /// `SO_SNDBUF`: the send buffer size (Linux reports double what was set).
+    public static var sendBufferSize: Self { .init(SOL_SOCKET, SO_SNDBUF, .int) }
+    /// `SO_ERROR` (read-only, clears it): the pending error number, 0 for none.
+    public static var error: Self { .init(SOL_SOCKET, SO_ERROR, .int) }
+}
+
+extension SocketOption where Value == Double? {
+    /// `SO_RCVTIMEO` in seconds (nil: none). Prefer ``Socket/setTimeout(_:)``,
+    /// which covers every call; a blocking call that runs out of this one
+    /// throws ``SocketError/timeout(operation:address:)`` too.
+    public static var receiveTimeout: Self { .init(SOL_SOCKET, SO_RCVTIMEO, .timeval) }
+    /// `SO_SNDTIMEO` in seconds (nil: none).
+    public static var sendTimeout: Self { .init(SOL_SOCKET, SO_SNDTIMEO, .timeval) }
+}
+
+extension SocketOption where Value == SocketType {
+    /// `SO_TYPE` (read-only): the socket's type.
+    public static var type: Self { .init(SOL_SOCKET, SO_TYPE, .type) }
+}
+
+extension Socket {
+    /// Sets a typed option (`setsockopt(2)`).
+    public func setOption<Value>(_ option: SocketOption<Value>, _ value: Value) throws {
+        switch option.kind {
+        case .bool: try setOption(level: option.level, name: option.name, value: (value as! Bool) ? 1 : 0)
+        case .int: try setOption(level: option.level, name: option.name, value: Int32(clamping: value as! Int))
+        case .type: try setOption(level: option.level, name: option.name, value: (value as! SocketType).rawValue)
+        case .timeval:
+            let seconds = (value as! Double?) ?? 0
+            guard seconds >= 0 else { throw SocketError.invalidArgument("time-out \(seconds) is negative") }
+            let whole = seconds.rounded(.down)
+            var tv = timeval(tv_sec: Int(whole), tv_usec: .init((seconds - whole) * 1_000_000))
+            try withUnsafeBytes(of: &tv) { try setOption(level: option.level, name: option.name, bytes: $0) }
+        }
+    }
+
+    /// Reads a typed option (`getsockopt(2)`).
+    public func getOption<Value>(_ option: SocketOption<Value>) throws -> Value {
+        switch option.kind {
+        case .bool: return (try getOption(level: option.level, name: option.name) != 0) as! Value
+        case .int: return Int(try getOption(level: option.level, name: option.name)) as! Value
+        case .type: return SocketType(rawValue: try getOption(level: option.level, name: option.name)) as! Value
+        case .timeval:
+            let bytes = try getOption(level: option.level, name: option.name, length: MemoryLayout<timeval>.size)
+            let tv = bytes.withUnsafeBytes { $0.loadUnaligned(as: timeval.self) }
+            let seconds = Double(tv.tv_sec) + Double(tv.tv_usec) / 1_000_000
+            return (seconds == 0 ? nil : seconds) as! Value
+        }
+    }
+
+    /// Sets an integer option by level and name: the escape hatch for any
+    /// option without a typed name.
+    public func setOption(level: Int32, name: Int32, value: Int32) throws {
+        var v = value
+        try withUnsafeBytes(of: &v) { try setOption(level: level, name: name, bytes: $0) }
+    }
+
+    /// Reads an integer option by level and name.
+    public func getOption(level: Int32, name: Int32) throws -> Int32 {
+        let bytes = try getOption(level: level, name: name, length: MemoryLayout<Int32>.size)
+        var v: Int32 = 0
+        withUnsafeMutableBytes(of: &v) { $0.copyBytes(from: bytes.prefix($0.count)) }
+        return v
+    }
+
+    /// Sets an option from raw bytes (a C struct's bytes).
+    public func setOption(level: Int32, name: Int32, bytes: UnsafeRawBufferPointer) throws {
+        let fd = try fd("setsockopt")
+        if setsockopt(fd, level, name, bytes.baseAddress, socklen_t(bytes.count)) != 0 {
+            throw SocketError.fromErrno("setsockopt(\(level), \(name))")
+        }
+    }
+
+    /// Reads an option as raw bytes, at most `length` of them.
+    public func getOption(level: Int32, name: Int32, length: Int) throws -> [UInt8] {
+        let fd = try fd("getsockopt")
+        var len = socklen_t(length)
+        var bytes = [UInt8](repeating: 0, count: length)
+        if getsockopt(fd, level, name, &bytes, &len) != 0 {
+            throw SocketError.fromErrno("getsockopt(\(level), \(name))")
+        }
+        bytes.removeSubrange(Int(len)...)
+        return bytes
+    }
+}

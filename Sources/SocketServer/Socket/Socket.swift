@@ -1,0 +1,553 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// How to shut down part of a full-duplex connection (`shutdown(2)`).
+public enum ShutdownHow: Sendable {
+    /// No more receives (`SHUT_RD`).
+    case read
+    /// No more sends; the peer reads end-of-file (`SHUT_WR`).
+    case write
+    /// Both (`SHUT_RDWR`).
+    case both
+}
+
+/// One socket: Python's `socket.socket`, owning one file descriptor.
+///
+/// - Every blocking call retries on EINTR and obeys the socket's time-out
+///   (``setTimeout(_:)``): `nil` blocks, `0` never blocks (throwing
+///   `Errno.wouldBlock`), a positive number of seconds is a deadline for each
+///   call, after which ``SocketError/timeout(operation:address:)`` is thrown.
+/// - Sends never raise SIGPIPE: a write to a peer that has gone throws
+///   `Errno.brokenPipe` (MSG_NOSIGNAL on Linux, SO_NOSIGPIPE on Darwin).
+/// - ``close()`` is idempotent; a socket that is dropped closes its
+///   descriptor; a closed socket's ``fileno`` is -1 and every call on it
+///   throws ``SocketError/closed(operation:)``.
+///
+/// `Socket` is safe to share between threads: its descriptor and time-out
+/// are atomics. As with any descriptor, closing it while another thread is
+/// blocked in it does not wake that thread: use ``shutdown(_:)`` for that.
+public final class Socket: Sendable, CustomStringConvertible {
+    private let descriptor: Atomic<Int32>
+    /// -1: blocking; 0: non-blocking; > 0: time-out in nanoseconds.
+    private let timeoutNanos: Atomic<Int64>
+    /// The address family (`AF_INET`, `AF_INET6`, `AF_UNIX`).
+    public let family: AddressFamily
+    /// The socket type (`SOCK_STREAM`, `SOCK_DGRAM`, ...).
+    public let type: SocketType
+    /// The protocol number (0 for the family's default).
+    public let proto: Int32
+
+    /// Creates a socket (`socket(2)`), with close-on-exec set and the
+    /// default time-out (``defaultTimeout``) applied.
+    public init(family: AddressFamily = .inet, type: SocketType = .stream, proto: Int32 = 0) throws {
+        let fd = Sys.socket(family.rawValue, type.rawValue, proto)
+        guard fd >= 0 else { throw SocketError.fromErrno("socket(\(family), \(type))") }
+        self.descriptor = Atomic(fd)
+        self.timeoutNanos = Atomic(-1)
+        self.family = family
+        self.type = type
+        self.proto = proto
+        try applyDefaultTimeout()
+    }
+
+    /// Adopts an open socket descriptor (Python's `socket(fileno=fd)`); the
+    /// new `Socket` owns it and closes it. Family, type and protocol are
+    /// read from the descriptor. Its blocking mode is taken as it is.
+    public init(fileDescriptor fd: Int32) throws {
+        guard fd >= 0 else { throw SocketError.system(.badFileDescriptor, operation: "adopt descriptor", address: nil) }
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &ss) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        }
+        guard named == 0 else { throw SocketError.fromErrno("adopt descriptor \(fd)") }
+        self.family = AddressFamily(rawValue: Int32(ss.ss_family))
+        var value: Int32 = 0
+        var vlen = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &vlen) == 0 else { throw SocketError.fromErrno("adopt descriptor \(fd)") }
+        self.type = SocketType(rawValue: value)
+        #if os(Linux)
+        vlen = socklen_t(MemoryLayout<Int32>.size)
+        self.proto = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &value, &vlen) == 0 ? value : 0
+        #else
+        self.proto = 0
+        #endif
+        let flags = fcntl(fd, F_GETFL)
+        self.timeoutNanos = Atomic(flags >= 0 && flags & O_NONBLOCK != 0 ? 0 : -1)
+        self.descriptor = Atomic(fd)
+    }
+
+    /// Wraps a descriptor `accept` or `socketpair` just made.
+    init(adopting fd: Int32, family: AddressFamily, type: SocketType, proto: Int32) {
+        self.descriptor = Atomic(fd)
+        self.timeoutNanos = Atomic(-1)
+        self.family = family
+        self.type = type
+        self.proto = proto
+    }
+
+    /// Duplicates `fd` and wraps the duplicate (Python's `socket.fromfd`);
+    /// the caller keeps ownership of `fd`.
+    public static func fromfd(_ fd: Int32) throws -> Socket {
+        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard copy >= 0 else { throw SocketError.fromErrno("dup descriptor \(fd)") }
+        do { return try Socket(fileDescriptor: copy) } catch { Sys.close(copy); throw error }
+    }
+
+    deinit {
+        let fd = descriptor.load(ordering: .acquiring)
+        if fd >= 0 { Sys.close(fd) }
+    }
+
+    /// The descriptor, or -1 once the socket is closed or detached.
+    public var fileno: Int32 { descriptor.load(ordering: .acquiring) }
+
+    /// Whether ``close()`` or ``detach()`` has been called.
+    public var isClosed: Bool { fileno < 0 }
+
+    @inline(__always)
+    func fd(_ operation: @autoclosure () -> String) throws -> Int32 {
+        let fd = descriptor.load(ordering: .acquiring)
+        if fd < 0 { throw SocketError.closed(operation: operation()) }
+        return fd
+    }
+
+    /// Closes the descriptor; later calls do nothing (`close(2)`, never retried).
+    public func close() {
+        let fd = descriptor.exchange(-1, ordering: .acquiringAndReleasing)
+        if fd >= 0 { Sys.close(fd) }
+    }
+
+    /// Gives up ownership of the descriptor and returns it; the socket
+    /// behaves as closed afterwards, and the descriptor stays open.
+    public func detach() -> Int32 {
+        descriptor.exchange(-1, ordering: .acquiringAndReleasing)
+    }
+
+    // MARK: - Time-outs
+
+    private static let defaultTimeoutNanos = Atomic<Int64>(-1)
+
+    /// The time-out new sockets start with (Python's `getdefaulttimeout` /
+    /// `setdefaulttimeout`): `nil` (blocking) unless set.
+    public static var defaultTimeout: Double? {
+        get { seconds(fromNanos: defaultTimeoutNanos.load(ordering: .relaxed)) }
+        set { defaultTimeoutNanos.store(Self.storedNanos(newValue), ordering: .relaxed) }
+    }
+
+    private static func storedNanos(_ seconds: Double?) -> Int64 {
+        guard let seconds else { return -1 }
+        precondition(seconds >= 0, "a time-out cannot be negative")
+        if seconds == 0 { return 0 }
+        return max(1, Int64(clamping: nanos(fromSeconds: seconds)))
+    }
+
+    private static func seconds(fromNanos n: Int64) -> Double? {
+        n < 0 ? nil : Double(n) / 1e9
+    }
+
+    func applyDefaultTimeout() throws {
+        let n = Socket.defaultTimeoutNanos.load(ordering: .relaxed)
+        if n >= 0 { try setTimeoutNanos(n) }
+    }
+
+    /// The time-out in seconds: `nil` blocking, `0` non-blocking (`gettimeout`).
+    public var timeout: Double? { Socket.seconds(fromNanos: timeoutNanos.load(ordering: .relaxed)) }
+
+    /// Sets the time-out (Python's `settimeout`): `nil` makes every call
+    /// block; `0` makes it non-blocking; a positive number of seconds is a
+    /// deadline for each blocking call, accept and connect included.
+    public func setTimeout(_ seconds: Double?) throws {
+        if let seconds, !(seconds >= 0) { throw SocketError.invalidArgument("time-out \(seconds) is negative") }
+        try setTimeoutNanos(Socket.storedNanos(seconds))
+    }
+
+    private func setTimeoutNanos(_ n: Int64) throws {
+        let fd = try fd("set time-out")
+        // Python's model: any time-out keeps the descriptor non-blocking and
+        // waits with poll(2), so a deadline can cover the whole call.
+        if Sys.setNonBlocking(fd, n >= 0) < 0 { throw SocketError.fromErrno("set time-out") }
+        timeoutNanos.store(n, ordering: .relaxed)
+    }
+
+    /// `setblocking(true)` is `setTimeout(nil)`; `setblocking(false)` is `setTimeout(0)`.
+    public func setBlocking(_ blocking: Bool) throws { try setTimeout(blocking ? nil : 0) }
+
+    /// Whether calls block (with or without a deadline): Python's `getblocking()`.
+    public var isBlocking: Bool { timeoutNanos.load(ordering: .relaxed) != 0 }
+
+    // MARK: - The one syscall loop
+
+    /// Runs `body` until it succeeds, retrying EINTR and, under a time-out,
+    /// waiting for `events` until the deadline. `deadline` is shared by the
+    /// calls of one operation (sendAll) and set on first need.
+    @inline(__always)
+    func io<T: BinaryInteger>(_ operation: StaticString, events: Int16, address: SocketAddress? = nil,
+                              deadline: inout UInt64, _ body: (Int32) -> T) throws -> T {
+        let fd = try fd("\(operation)")
+        while true {
+            let r = body(fd)
+            if r >= 0 { return r }
+            let e = Sys.errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK {
+                let t = timeoutNanos.load(ordering: .relaxed)
+                if t > 0 {
+                    if deadline == 0 { deadline = Sys.monotonicNanos() &+ UInt64(t) }
+                    try wait(fd, events, until: deadline, operation: "\(operation)", address: address)
+                    continue
+                }
+                if t < 0 {
+                    // A blocking socket says EAGAIN only when SO_RCVTIMEO/SO_SNDTIMEO ran out.
+                    throw SocketError.timeout(operation: "\(operation)", address: address?.description)
+                }
+            }
+            throw SocketError.system(Errno(e), operation: "\(operation)", address: address?.description)
+        }
+    }
+
+    /// Waits until `fd` is ready for `events` or the deadline (0: none) passes.
+    func wait(_ fd: Int32, _ events: Int16, until deadline: UInt64, operation: String, address: SocketAddress?) throws {
+        while true {
+            let ms: Int32 = deadline == 0 ? -1 : pollMillis(until: deadline)
+            if deadline != 0 && ms == 0 { throw SocketError.timeout(operation: operation, address: address?.description) }
+            let r = Sys.poll(fd, events, ms)
+            if r > 0 { return }
+            if r == 0 { continue }  // loop re-checks the deadline
+            if Sys.errno == EINTR { continue }
+            throw SocketError.fromErrno(operation, address)
+        }
+    }
+
+    // MARK: - Server side
+
+    /// Binds the socket to `address` (`bind(2)`).
+    public func bind(to address: SocketAddress) throws {
+        let fd = try fd("bind to \(address)")
+        let r = address.withSockAddr { Glibc_or_Darwin_bind(fd, $0, $1) }
+        if r != 0 { throw SocketError.fromErrno("bind to", address) }
+    }
+
+    /// Binds to a host and port, resolved for this socket's family.
+    public func bind(to address: (host: String, port: Int)) throws {
+        try bind(to: SocketAddress.resolve(host: address.host, port: address.port, family: family, type: type, passive: true))
+    }
+
+    /// Starts listening (`listen(2)`). The kernel caps `backlog` at
+    /// `net.core.somaxconn`.
+    public func listen(backlog: Int = Int(SOMAXCONN)) throws {
+        let fd = try fd("listen")
+        if Glibc_or_Darwin_listen(fd, Int32(clamping: backlog)) != 0 { throw SocketError.fromErrno("listen") }
+    }
+
+    /// Accepts a connection (`accept4(2)`, close-on-exec): the connected
+    /// socket and the peer's address. The new socket starts with the
+    /// default time-out.
+    public func accept() throws -> (Socket, SocketAddress) {
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        var deadline: UInt64 = 0
+        let fd = try withUnsafeMutablePointer(to: &ss) { ssp in
+            try ssp.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                try io("accept", events: Int16(POLLIN), deadline: &deadline) { fd in
+                    len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                    return Sys.accept(fd, sa, &len)
+                }
+            }
+        }
+        let connection = Socket(adopting: fd, family: family, type: type, proto: proto)
+        try connection.applyDefaultTimeout()
+        let peer = withUnsafePointer(to: &ss) { SocketAddress(storage: $0, length: len) } ?? .unnamedUnix
+        return (connection, peer)
+    }
+
+    // MARK: - Client side
+
+    /// Connects to `address` (`connect(2)`), within the time-out if one is set.
+    public func connect(to address: SocketAddress) throws {
+        let code = try connectCode(address)
+        if code != 0 {
+            if code == ETIMEDOUT && timeoutNanos.load(ordering: .relaxed) > 0 {
+                throw SocketError.timeout(operation: "connect to", address: address.description)
+            }
+            throw SocketError.system(Errno(code), operation: "connect to", address: address.description)
+        }
+    }
+
+    /// Connects to a host and port, resolved for this socket's family.
+    public func connect(to address: (host: String, port: Int)) throws {
+        try connect(to: SocketAddress.resolve(host: address.host, port: address.port, family: family, type: type))
+    }
+
+    /// Like ``connect(to:)-(SocketAddress)`` but returns the error number
+    /// instead of throwing: 0 on success (Python's `connect_ex`). A time-out
+    /// returns `ETIMEDOUT` (Python returns `EWOULDBLOCK`).
+    public func connectEx(to address: SocketAddress) -> Int32 {
+        do { return try connectCode(address) } catch let e as SocketError { return e.errno?.rawValue ?? EINVAL } catch { return EINVAL }
+    }
+
+    private func connectCode(_ address: SocketAddress) throws -> Int32 {
+        let fd = try fd("connect to \(address)")
+        let r = address.withSockAddr { Glibc_or_Darwin_connect(fd, $0, $1) }
+        if r == 0 { return 0 }
+        let e = Sys.errno
+        let t = timeoutNanos.load(ordering: .relaxed)
+        // EINTR: the connection goes on in the background; wait for it as
+        // for EINPROGRESS (what CPython does too).
+        guard e == EINTR || (e == EINPROGRESS && t != 0) else { return e }
+        let deadline = t > 0 ? Sys.monotonicNanos() &+ UInt64(t) : 0
+        do {
+            try wait(fd, Int16(POLLOUT), until: deadline, operation: "connect to", address: address)
+        } catch SocketError.timeout {
+            return ETIMEDOUT
+        }
+        var err: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 { return Sys.errno }
+        return err
+    }
+
+    // MARK: - Data
+
+    /// Receives up to `maxCount` bytes (`recv(2)`); an empty result means the
+    /// peer closed its side (end of file).
+    public func recv(_ maxCount: Int, flags: Int32 = 0) throws -> [UInt8] {
+        guard maxCount >= 0 else { throw SocketError.invalidArgument("negative buffer size \(maxCount)") }
+        return try [UInt8](unsafeUninitializedCapacity: maxCount) { buffer, count in
+            count = try recv(into: UnsafeMutableRawBufferPointer(buffer), flags: flags)
+        }
+    }
+
+    /// Receives into `buffer` (Python's `recv_into`); returns the count, 0 at end of file.
+    public func recv(into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0) throws -> Int {
+        var deadline: UInt64 = 0
+        return try io("recv", events: Int16(POLLIN), deadline: &deadline) { fd in
+            Glibc_or_Darwin_recv(fd, buffer.baseAddress, buffer.count, flags)
+        }
+    }
+
+    /// Receives into the first `count` bytes of `buffer` (all of it by default).
+    public func recv(into buffer: inout [UInt8], count: Int? = nil, flags: Int32 = 0) throws -> Int {
+        let n = min(count ?? buffer.count, buffer.count)
+        return try buffer.withUnsafeMutableBytes { try recv(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), flags: flags) }
+    }
+
+    /// Sends what the kernel takes now (`send(2)`) and returns how many
+    /// bytes that was: possibly fewer than given.
+    public func send(_ bytes: UnsafeRawBufferPointer, flags: Int32 = 0) throws -> Int {
+        var deadline: UInt64 = 0
+        return try io("send", events: Int16(POLLOUT), deadline: &deadline) { fd in
+            Glibc_or_Darwin_send(fd, bytes.baseAddress, bytes.count, flags | Sys.noSignal)
+        }
+    }
+
+    /// Sends what the kernel takes now; returns the count sent.
+    public func send<Bytes: Sequence<UInt8>>(_ bytes: Bytes, flags: Int32 = 0) throws -> Int {
+        try withBytes(bytes) { try send($0, flags: flags) }
+    }
+
+    /// Sends every byte, looping over partial sends (Python's `sendall`).
+    /// Under a time-out, the deadline covers the whole call.
+    public func sendAll(_ bytes: UnsafeRawBufferPointer, flags: Int32 = 0) throws {
+        var deadline: UInt64 = 0
+        var offset = 0
+        while offset < bytes.count {
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+            offset += try io("send", events: Int16(POLLOUT), deadline: &deadline) { fd in
+                Glibc_or_Darwin_send(fd, rest.baseAddress, rest.count, flags | Sys.noSignal)
+            }
+        }
+    }
+
+    /// Sends every byte (Python's `sendall`).
+    public func sendAll<Bytes: Sequence<UInt8>>(_ bytes: Bytes, flags: Int32 = 0) throws {
+        try withBytes(bytes) { try sendAll($0, flags: flags) }
+    }
+
+    /// Receives one datagram of up to `maxCount` bytes and its sender (`recvfrom(2)`).
+    public func recvFrom(_ maxCount: Int, flags: Int32 = 0) throws -> ([UInt8], SocketAddress) {
+        guard maxCount >= 0 else { throw SocketError.invalidArgument("negative buffer size \(maxCount)") }
+        var sender = SocketAddress.unnamedUnix
+        let bytes = try [UInt8](unsafeUninitializedCapacity: maxCount) { buffer, count in
+            (count, sender) = try recvFrom(into: UnsafeMutableRawBufferPointer(buffer), flags: flags)
+        }
+        return (bytes, sender)
+    }
+
+    /// Receives one datagram into `buffer` (Python's `recvfrom_into`):
+    /// the count and the sender.
+    public func recvFrom(into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0) throws -> (Int, SocketAddress) {
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        var deadline: UInt64 = 0
+        let n = try withUnsafeMutablePointer(to: &ss) { ssp in
+            try ssp.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                try io("recvfrom", events: Int16(POLLIN), deadline: &deadline) { fd in
+                    len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                    return Glibc_or_Darwin_recvfrom(fd, buffer.baseAddress, buffer.count, flags, sa, &len)
+                }
+            }
+        }
+        let sender = withUnsafePointer(to: &ss) { SocketAddress(storage: $0, length: len) } ?? .unnamedUnix
+        return (n, sender)
+    }
+
+    /// Receives one datagram into `buffer` (all of it, or its first `count` bytes).
+    public func recvFrom(into buffer: inout [UInt8], count: Int? = nil, flags: Int32 = 0) throws -> (Int, SocketAddress) {
+        let n = min(count ?? buffer.count, buffer.count)
+        return try buffer.withUnsafeMutableBytes { try recvFrom(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), flags: flags) }
+    }
+
+    /// Sends one datagram to `address` (`sendto(2)`); returns the count sent.
+    public func sendTo(_ bytes: UnsafeRawBufferPointer, _ address: SocketAddress, flags: Int32 = 0) throws -> Int {
+        var deadline: UInt64 = 0
+        return try address.withSockAddr { sa, salen in
+            try io("sendto", events: Int16(POLLOUT), address: address, deadline: &deadline) { fd in
+                Glibc_or_Darwin_sendto(fd, bytes.baseAddress, bytes.count, flags | Sys.noSignal, sa, salen)
+            }
+        }
+    }
+
+    /// Sends one datagram to `address`; returns the count sent.
+    @discardableResult
+    public func sendTo<Bytes: Sequence<UInt8>>(_ bytes: Bytes, _ address: SocketAddress, flags: Int32 = 0) throws -> Int {
+        try withBytes(bytes) { try sendTo($0, address, flags: flags) }
+    }
+
+    // MARK: - Addresses and ending
+
+    /// The socket's own address (`getsockname(2)`).
+    public func localAddress() throws -> SocketAddress {
+        try address(of: "getsockname") { getsockname($0, $1, $2) }
+    }
+
+    /// The connected peer's address (`getpeername(2)`).
+    public func peerAddress() throws -> SocketAddress {
+        try address(of: "getpeername") { getpeername($0, $1, $2) }
+    }
+
+    private func address(of operation: String,
+                         _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) throws -> SocketAddress {
+        let fd = try fd(operation)
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let r = withUnsafeMutablePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &len) } }
+        if r != 0 { throw SocketError.fromErrno(operation) }
+        guard let a = withUnsafePointer(to: &ss, { SocketAddress(storage: $0, length: len) }) else {
+            throw SocketError.system(.addressFamilyNotSupported, operation: operation, address: nil)
+        }
+        return a
+    }
+
+    /// Shuts down one or both directions (`shutdown(2)`); wakes a thread
+    /// blocked in `recv` on this socket.
+    public func shutdown(_ how: ShutdownHow) throws {
+        let fd = try fd("shutdown")
+        let h: Int32
+        switch how {
+        case .read: h = Int32(SHUT_RD)
+        case .write: h = Int32(SHUT_WR)
+        case .both: h = Int32(SHUT_RDWR)
+        }
+        if Glibc_or_Darwin_shutdown(fd, h) != 0 { throw SocketError.fromErrno("shutdown") }
+    }
+
+    public var description: String {
+        let fd = fileno
+        var s = "<Socket fd=\(fd) family=\(family) type=\(type) proto=\(proto)"
+        if fd >= 0 {
+            if let l = try? localAddress() { s += " laddr=\(l)" }
+            if let r = try? peerAddress() { s += " raddr=\(r)" }
+        }
+        return s + ">"
+    }
+
+    // MARK: - Module functions
+
+    /// A connected pair of sockets (`socketpair(2)`, Python's `socket.socketpair`).
+    public static func pair(family: AddressFamily = .unix, type: SocketType = .stream, proto: Int32 = 0) throws -> (Socket, Socket) {
+        var fds: [Int32] = [-1, -1]
+        guard Sys.socketpair(family.rawValue, type.rawValue, proto, &fds) == 0 else {
+            throw SocketError.fromErrno("socketpair")
+        }
+        let a = Socket(adopting: fds[0], family: family, type: type, proto: proto)
+        let b = Socket(adopting: fds[1], family: family, type: type, proto: proto)
+        try a.applyDefaultTimeout()
+        try b.applyDefaultTimeout()
+        return (a, b)
+    }
+
+    /// Connects to `host`:`port` over TCP (Python's `create_connection`):
+    /// tries each address the resolver gives in turn, closing each failed
+    /// attempt, and throws the last error if none connects. `timeout` is set
+    /// on the socket before connecting; `sourceAddress` is bound first.
+    public static func createConnection(host: String, port: Int, timeout: Double? = Socket.defaultTimeout,
+                                        sourceAddress: SocketAddress? = nil) throws -> Socket {
+        let infos = try Resolver.addressInfo(host: host, port: String(port), type: .stream)
+        var lastError: Error = SocketError.addressResolution(code: EAI_NONAME, message: "no address found", host: host)
+        for info in infos {
+            var socket: Socket?
+            do {
+                let s = try Socket(family: info.family, type: info.type, proto: info.proto)
+                socket = s
+                try s.setTimeout(timeout)
+                if let sourceAddress { try s.bind(to: sourceAddress) }
+                try s.connect(to: info.address)
+                return s
+            } catch {
+                socket?.close()
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+
+    /// Connects to `address` (Python's `create_connection` for an address
+    /// already resolved, Unix paths included).
+    public static func createConnection(to address: SocketAddress, timeout: Double? = Socket.defaultTimeout,
+                                        type: SocketType = .stream) throws -> Socket {
+        let s = try Socket(family: address.family, type: type)
+        do {
+            try s.setTimeout(timeout)
+            try s.connect(to: address)
+            return s
+        } catch {
+            s.close()
+            throw error
+        }
+    }
+
+    /// Whether this machine can make IPv6 sockets (Python's `socket.has_ipv6`).
+    public static let hasIPv6: Bool = {
+        let fd = Sys.socket(AF_INET6, Sys.sockStream, 0)
+        if fd < 0 { return false }
+        Sys.close(fd)
+        return true
+    }()
+}
+
+/// Gives `body` the bytes of any byte sequence as one contiguous buffer,
+/// without a copy for arrays, slices and native strings' UTF-8 views.
+@inline(__always)
+func withBytes<Bytes: Sequence<UInt8>, R>(_ bytes: Bytes, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    if let r = try bytes.withContiguousStorageIfAvailable({ try body(UnsafeRawBufferPointer($0)) }) { return r }
+    return try Array(bytes).withUnsafeBytes { try body($0) }
+}
+
+// Module-qualified shims: `Socket` has methods of the same names.
+@inline(__always) func Glibc_or_Darwin_bind(_ fd: Int32, _ a: UnsafePointer<sockaddr>, _ l: socklen_t) -> Int32 { bind(fd, a, l) }
+@inline(__always) func Glibc_or_Darwin_listen(_ fd: Int32, _ b: Int32) -> Int32 { listen(fd, b) }
+@inline(__always) func Glibc_or_Darwin_connect(_ fd: Int32, _ a: UnsafePointer<sockaddr>, _ l: socklen_t) -> Int32 { connect(fd, a, l) }
+@inline(__always) func Glibc_or_Darwin_recv(_ fd: Int32, _ p: UnsafeMutableRawPointer?, _ n: Int, _ f: Int32) -> Int { recv(fd, p, n, f) }
+@inline(__always) func Glibc_or_Darwin_send(_ fd: Int32, _ p: UnsafeRawPointer?, _ n: Int, _ f: Int32) -> Int { send(fd, p, n, f) }
+@inline(__always) func Glibc_or_Darwin_recvfrom(_ fd: Int32, _ p: UnsafeMutableRawPointer?, _ n: Int, _ f: Int32,
+                                                _ a: UnsafeMutablePointer<sockaddr>, _ l: UnsafeMutablePointer<socklen_t>) -> Int { recvfrom(fd, p, n, f, a, l) }
+@inline(__always) func Glibc_or_Darwin_sendto(_ fd: Int32, _ p: UnsafeRawPointer?, _ n: Int, _ f: Int32,
+                                              _ a: UnsafePointer<sockaddr>, _ l: socklen_t) -> Int { sendto(fd, p, n, f, a, l) }
+@inline(__always) func Glibc_or_Darwin_shutdown(_ fd: Int32, _ h: Int32) -> Int32 { shutdown(fd, h) }

@@ -1,0 +1,314 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Errors of the buffered streams (beyond the socket's own ``SocketError``).
+public enum StreamError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// ``SocketReader/readLine(maxLength:)`` found no line end within
+    /// `maxLength` bytes. The bytes stay unread.
+    case lineTooLong(maxLength: Int)
+
+    public var description: String {
+        switch self {
+        case .lineTooLong(let n): return "line too long (over \(n) bytes)"
+        }
+    }
+}
+
+/// A buffered reader over a socket: Python's `makefile('rb')`, the
+/// `rfile` of stream handlers.
+///
+/// - ``readLine(maxLength:)`` returns one line with its LF, or `nil` at end of
+///   file; a last line without LF is returned as it is. A line longer than
+///   the limit throws ``StreamError/lineTooLong(maxLength:)``: the buffer
+///   never grows past the limit plus one read, whatever the peer sends.
+/// - Each refill is one `recv` of up to the buffer size, never a byte at a
+///   time; the line end is found with `memchr`, and bytes already scanned
+///   are not scanned again, so a long line arriving in pieces costs linear
+///   time.
+/// - A time-out (the socket's) leaves the reader usable: nothing read is
+///   lost, and the next call goes on where it stopped.
+///
+/// Not for concurrent use from several threads.
+public final class SocketReader {
+    /// The default buffer size: one `recv` asks for up to this many bytes.
+    public static let defaultBufferSize = 16 * 1024
+    /// The default maximum line length for ``readLine(maxLength:)``, not counting the LF.
+    public static let defaultMaxLineLength = 65536
+
+    /// The socket read from; nil for a reader over bytes in memory.
+    public let socket: Socket?
+    /// The size of one refill.
+    public let bufferSize: Int
+
+    private var storage: UnsafeMutableRawPointer?
+    private var capacity = 0
+    private var start = 0
+    private var end = 0
+    /// Bytes in `start..<scanned` are known to hold no LF.
+    private var scanned = 0
+    private var atEOF = false
+    private var closed = false
+
+    /// A writer whose pending bytes are sent before this reader would block,
+    /// so replies batched while input was already buffered are never held
+    /// back while we wait for the peer. Set by ``Socket/makeStreams(readBufferSize:writeBufferSize:)``.
+    var pairedWriter: SocketWriter?
+
+    /// A reader over `socket` with the given refill size.
+    public init(_ socket: Socket, bufferSize: Int = SocketReader.defaultBufferSize) {
+        self.socket = socket
+        self.bufferSize = max(1, bufferSize)
+    }
+
+    /// A reader over bytes in memory (a datagram, a test's input).
+    public init<Bytes: Sequence<UInt8>>(bytes: Bytes) {
+        self.socket = nil
+        let array = Array(bytes)
+        self.bufferSize = max(1, array.count)
+        if !array.isEmpty {
+            storage = UnsafeMutableRawPointer.allocate(byteCount: array.count, alignment: 16)
+            capacity = array.count
+            array.withUnsafeBytes { storage!.copyMemory(from: $0.baseAddress!, byteCount: array.count) }
+            end = array.count
+        }
+        atEOF = true
+    }
+
+    deinit { storage?.deallocate() }
+
+    /// How many bytes are buffered and not yet read.
+    public var bufferedCount: Int { end - start }
+
+    /// Whether the peer's end of file has been seen and every byte read.
+    public var isAtEOF: Bool { atEOF && start == end }
+
+    /// Whether ``close()`` was called.
+    public var isClosed: Bool { closed }
+
+    /// Releases the buffer; later reads throw. The socket stays open.
+    public func close() {
+        closed = true
+        storage?.deallocate()
+        storage = nil
+        capacity = 0
+        start = 0; end = 0; scanned = 0
+        pairedWriter = nil
+    }
+
+    // MARK: - Lines
+
+    /// Reads one line: its bytes up to and including the LF, the last bytes
+    /// before end of file without one, or `nil` at end of file.
+    ///
+    /// Throws ``StreamError/lineTooLong(maxLength:)`` if no LF comes within
+    /// `maxLength` bytes (the LF itself not counted); those bytes stay unread.
+    public func readLine(maxLength: Int = SocketReader.defaultMaxLineLength) throws -> [UInt8]? {
+        guard let range = try nextLine(maxLength: maxLength) else { return nil }
+        return Array(UnsafeRawBufferPointer(start: storage! + range.lowerBound, count: range.count))
+    }
+
+    /// Reads one line as text: without its LF (and a CR right before it),
+    /// invalid UTF-8 replaced by U+FFFD; `nil` at end of file.
+    public func readTextLine(maxLength: Int = SocketReader.defaultMaxLineLength) throws -> String? {
+        guard let range = try nextLine(maxLength: maxLength) else { return nil }
+        var count = range.count
+        let base = storage! + range.lowerBound
+        if count > 0 && base.load(fromByteOffset: count - 1, as: UInt8.self) == 0x0A { count -= 1 }
+        if count > 0 && base.load(fromByteOffset: count - 1, as: UInt8.self) == 0x0D { count -= 1 }
+        return String(decoding: UnsafeRawBufferPointer(start: base, count: count), as: UTF8.self)
+    }
+
+    /// Calls `body` with the next line's bytes (LF included) in place, without
+    /// copying them; the view is valid only during the call. Returns nil at
+    /// end of file.
+    public func withNextLine<R>(maxLength: Int = SocketReader.defaultMaxLineLength,
+                                _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        guard let range = try nextLine(maxLength: maxLength) else { return nil }
+        return try body(UnsafeRawBufferPointer(start: storage! + range.lowerBound, count: range.count))
+    }
+
+    /// Calls `body` with each line until end of file (Python's `for line in rfile`).
+    public func forEachLine(maxLength: Int = SocketReader.defaultMaxLineLength,
+                            _ body: ([UInt8]) throws -> Void) throws {
+        while let line = try readLine(maxLength: maxLength) { try body(line) }
+    }
+
+    /// The buffer range of the next line, consumed; nil at end of file.
+    private func nextLine(maxLength: Int) throws -> Range<Int>? {
+        guard maxLength >= 0 else { throw SocketError.invalidArgument("negative line limit \(maxLength)") }
+        let limit = maxLength &+ 1  // room for the LF
+        while true {
+            if closed { throw SocketError.closed(operation: "readline") }
+            let scanEnd = start + min(end - start, limit)
+            if scanned < scanEnd, let base = storage {
+                if let p = memchr(base + scanned, 0x0A, scanEnd - scanned) {
+                    let lineEnd = base.distance(to: UnsafeMutableRawPointer(p)) + 1
+                    let range = start..<lineEnd
+                    start = lineEnd
+                    scanned = lineEnd
+                    return range
+                }
+                scanned = scanEnd
+            }
+            if end - start >= limit { throw StreamError.lineTooLong(maxLength: maxLength) }
+            if atEOF {
+                if start == end { return nil }
+                let range = start..<end
+                start = end
+                scanned = end
+                return range
+            }
+            try fill(atLeast: limit)
+        }
+    }
+
+    // MARK: - Bytes
+
+    /// Reads `count` bytes, fewer only at end of file (Python's `read(n)`).
+    public func read(_ count: Int) throws -> [UInt8] {
+        if closed { throw SocketError.closed(operation: "read") }
+        guard count >= 0 else { throw SocketError.invalidArgument("negative count \(count)") }
+        var result: [UInt8] = []
+        result.reserveCapacity(min(count, 1 << 20))
+        while result.count < count {
+            if start < end {
+                let n = min(end - start, count - result.count)
+                result.append(contentsOf: UnsafeRawBufferPointer(start: storage! + start, count: n))
+                consume(n)
+                continue
+            }
+            if atEOF { break }
+            let want = count - result.count
+            if want >= bufferSize {
+                // A large read goes straight into the result, not through the buffer.
+                let old = result.count
+                var got = 0
+                result.append(contentsOf: repeatElement(0, count: min(want, 1 << 20)))
+                try result.withUnsafeMutableBytes { raw in
+                    got = try receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[old...]))
+                }
+                result.removeSubrange((old + got)...)
+                if got == 0 { atEOF = true }
+            } else {
+                try fill(atLeast: 1)
+            }
+        }
+        return result
+    }
+
+    /// Reads everything up to end of file (Python's `read()`). Unbounded:
+    /// prefer ``read(_:)`` or ``readSome(_:)`` with data from untrusted peers.
+    public func readAll() throws -> [UInt8] {
+        var result: [UInt8] = []
+        while true {
+            let chunk = try readSome(max(bufferSize, 64 * 1024))
+            if chunk.isEmpty { return result }
+            result.append(contentsOf: chunk)
+        }
+    }
+
+    /// Returns up to `maxCount` bytes: what is buffered, or else what one
+    /// `recv` brings; empty only at end of file (Python's `read1`).
+    public func readSome(_ maxCount: Int) throws -> [UInt8] {
+        if closed { throw SocketError.closed(operation: "read") }
+        guard maxCount > 0 else { return [] }
+        if start == end && !atEOF { try fill(atLeast: 1) }
+        let n = min(end - start, maxCount)
+        guard n > 0 else { return [] }
+        let bytes = Array(UnsafeRawBufferPointer(start: storage! + start, count: n))
+        consume(n)
+        return bytes
+    }
+
+    /// Like ``readSome(_:)``, into `buffer`; returns the count, 0 at end of file.
+    public func readSome(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        if closed { throw SocketError.closed(operation: "read") }
+        guard buffer.count > 0 else { return 0 }
+        if start == end {
+            if atEOF { return 0 }
+            if buffer.count >= bufferSize {
+                let n = try receive(into: buffer)
+                if n == 0 { atEOF = true }
+                return n
+            }
+            try fill(atLeast: 1)
+        }
+        let n = min(end - start, buffer.count)
+        if n > 0 { buffer.baseAddress!.copyMemory(from: storage! + start, byteCount: n) }
+        consume(n)
+        return n
+    }
+
+    /// Returns the buffered bytes without consuming them (at most `maxCount`),
+    /// filling the buffer first if it is empty (Python's `peek`).
+    public func peek(_ maxCount: Int = Int.max) throws -> [UInt8] {
+        if closed { throw SocketError.closed(operation: "peek") }
+        if start == end && !atEOF { try fill(atLeast: 1) }
+        let n = min(end - start, maxCount)
+        return n > 0 ? Array(UnsafeRawBufferPointer(start: storage! + start, count: n)) : []
+    }
+
+    private func consume(_ n: Int) {
+        start += n
+        if scanned < start { scanned = start }
+        if start == end { start = 0; end = 0; scanned = 0 }
+    }
+
+    // MARK: - Refill
+
+    /// Makes room and receives once. `want` is how many bytes the caller
+    /// needs buffered at most; the buffer grows toward it, never past it or
+    /// the refill size, whichever is larger.
+    private func fill(atLeast want: Int) throws {
+        if storage == nil {
+            capacity = bufferSize
+            storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        }
+        if end == capacity {
+            if start > 0 {
+                let n = end - start
+                (storage! as UnsafeMutableRawPointer).copyMemory(from: storage! + start, byteCount: n)
+                scanned -= start
+                start = 0
+                end = n
+            } else {
+                let bound = max(bufferSize, want)
+                let newCapacity = min(max(capacity * 2, capacity + bufferSize), bound)
+                guard newCapacity > capacity else { return }
+                let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+                grown.copyMemory(from: storage!, byteCount: end)
+                storage!.deallocate()
+                storage = grown
+                capacity = newCapacity
+            }
+        }
+        let n = try receive(into: UnsafeMutableRawBufferPointer(start: storage! + end, count: capacity - end))
+        if n == 0 { atEOF = true }
+        end += n
+    }
+
+    /// One receive from the socket. If a paired writer holds bytes, they are
+    /// sent before we would block: first a non-blocking try, so input that
+    /// is already there keeps the replies batched.
+    private func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard let socket else { atEOF = true; return 0 }
+        if let writer = pairedWriter, writer.pendingCount > 0 {
+            let fd = try socket.fd("recv")
+            while true {
+                let n = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
+                if n >= 0 { return n }
+                let e = Sys.errno
+                if e == EINTR { continue }
+                if e == EAGAIN || e == EWOULDBLOCK { break }
+                throw SocketError.system(Errno(e), operation: "recv", address: nil)
+            }
+            try writer.flush()
+        }
+        return try socket.recv(into: buffer)
+    }
+}

@@ -1,0 +1,170 @@
+/// A buffered writer over a socket: Python's `makefile('wb')`, the `wfile`
+/// of stream handlers.
+///
+/// - Buffered (`bufferSize > 0`): bytes collect until the buffer is full or
+///   ``flush()`` is called; a write larger than the buffer goes straight out.
+/// - Unbuffered (`bufferSize == 0`): every write is one `sendAll`, as
+///   Python's `wbufsize = 0`.
+/// - Paired with a reader (``Socket/makeStreams(readBufferSize:writeBufferSize:)``,
+///   the handlers' `rfile`/`wfile`): a write is sent at once unless more
+///   input is already buffered, and whatever is pending is sent before the
+///   reader would wait for the peer. A request/response exchange therefore
+///   costs one `send` per reply, and pipelined requests get their replies
+///   batched into one `send`.
+/// - Errors are sticky: once a send failed, every later write and flush
+///   throws the same error (the connection is broken; nothing is retried).
+///
+/// Not for concurrent use from several threads.
+public final class SocketWriter {
+    /// The default buffer size.
+    public static let defaultBufferSize = 64 * 1024
+
+    /// The socket written to; nil for a writer that collects in memory.
+    public let socket: Socket?
+    /// The buffer size; 0 for unbuffered.
+    public let bufferSize: Int
+
+    private var storage: UnsafeMutableRawPointer?
+    private var capacity = 0
+    private var count = 0
+    private var stickyError: (any Error)?
+    private var closed = false
+    /// With a paired reader: send now unless the reader holds more input.
+    weak var pairedReader: SocketReader?
+
+    /// A writer over `socket`; `bufferSize` 0 makes it unbuffered.
+    public init(_ socket: Socket, bufferSize: Int = SocketWriter.defaultBufferSize) {
+        self.socket = socket
+        self.bufferSize = max(0, bufferSize)
+    }
+
+    /// A writer that collects what is written in memory (``bytes``): the
+    /// reply of a datagram handler, a test's output.
+    public init() {
+        self.socket = nil
+        self.bufferSize = Int.max
+    }
+
+    deinit { storage?.deallocate() }
+
+    /// How many bytes are written but not yet sent.
+    public var pendingCount: Int { socket == nil ? 0 : count }
+
+    /// For a writer in memory: everything written so far.
+    public var bytes: [UInt8] {
+        guard let storage, count > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: storage, count: count))
+    }
+
+    /// Whether ``close()`` was called.
+    public var isClosed: Bool { closed }
+
+    /// Writes bytes.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if closed { throw SocketError.closed(operation: "write") }
+        if let stickyError { throw stickyError }
+        guard let socket else { append(bytes); return }
+        if bufferSize == 0 {
+            try send(socket, bytes)
+            return
+        }
+        if count + bytes.count > bufferSize {
+            try flush()
+            if bytes.count >= bufferSize {
+                try send(socket, bytes)
+                return
+            }
+        }
+        append(bytes)
+        if count >= bufferSize {
+            try flush()
+        } else if let reader = pairedReader, reader.bufferedCount == 0 {
+            try flush()
+        }
+    }
+
+    /// Writes any byte sequence (`[UInt8]`, a slice, a string's `utf8`).
+    public func write<Bytes: Sequence<UInt8>>(_ bytes: Bytes) throws {
+        try withBytes(bytes) { try write($0) }
+    }
+
+    /// Writes a string's UTF-8 bytes.
+    public func write(_ text: String) throws {
+        var text = text
+        try text.withUTF8 { try write(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Sends everything pending.
+    public func flush() throws {
+        if let stickyError { throw stickyError }
+        guard let socket, count > 0 else { return }
+        let n = count
+        count = 0
+        try send(socket, UnsafeRawBufferPointer(start: storage, count: n))
+    }
+
+    /// Flushes, then refuses further writes. The socket stays open.
+    /// Calling it again does nothing.
+    public func close() throws {
+        if closed { return }
+        defer {
+            closed = true
+            if socket != nil { storage?.deallocate(); storage = nil; capacity = 0; count = 0 }
+        }
+        try flush()
+    }
+
+    private func send(_ socket: Socket, _ bytes: UnsafeRawBufferPointer) throws {
+        do {
+            try socket.sendAll(bytes)
+        } catch {
+            stickyError = error
+            throw error
+        }
+    }
+
+    private func append(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        if count + bytes.count > capacity {
+            var newCapacity = max(capacity * 2, 256)
+            while newCapacity < count + bytes.count { newCapacity *= 2 }
+            if socket != nil { newCapacity = min(newCapacity, max(bufferSize, count + bytes.count)) }
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+            if let storage {
+                grown.copyMemory(from: storage, byteCount: count)
+                storage.deallocate()
+            }
+            storage = grown
+            capacity = newCapacity
+        }
+        (storage! + count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        count += bytes.count
+    }
+}
+
+extension Socket {
+    /// A buffered reader over this socket (Python's `makefile('rb')`).
+    public func makeReader(bufferSize: Int = SocketReader.defaultBufferSize) -> SocketReader {
+        SocketReader(self, bufferSize: bufferSize)
+    }
+
+    /// A writer over this socket (Python's `makefile('wb')`); 0 for unbuffered.
+    public func makeWriter(bufferSize: Int = SocketWriter.defaultBufferSize) -> SocketWriter {
+        SocketWriter(self, bufferSize: bufferSize)
+    }
+
+    /// A reader and a writer that work together: writes are batched only
+    /// while more input is already buffered, and sent before the reader
+    /// waits for the peer (see ``SocketWriter``). With `writeBufferSize` 0
+    /// the writer is unbuffered.
+    public func makeStreams(readBufferSize: Int = SocketReader.defaultBufferSize,
+                            writeBufferSize: Int = SocketWriter.defaultBufferSize) -> (SocketReader, SocketWriter) {
+        let reader = SocketReader(self, bufferSize: readBufferSize)
+        let writer = SocketWriter(self, bufferSize: writeBufferSize)
+        if writeBufferSize > 0 {
+            reader.pairedWriter = writer
+            writer.pairedReader = reader
+        }
+        return (reader, writer)
+    }
+}
