@@ -1,16 +1,29 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+/// The sample executables (Samples/NAME/main.swift), specified in SAMPLES.md.
+let samples = ["timestamp-server", "timestamp-client", "chat-server", "chat-client",
+               "echo-server", "file-server", "file-client"]
+
 let package = Package(
     name: "SocketServer",
     products: [
         .library(name: "SocketServer", targets: ["SocketServer"]),
-    ],
+    ] + samples.map { .executable(name: $0, targets: [$0]) },
     targets: [
         // A few libc calls Swift's Glibc module hides without _GNU_SOURCE.
         .target(name: "CSocketServer"),
         .target(name: "SocketServer", dependencies: ["CSocketServer"]),
         .testTarget(name: "SocketServerTests", dependencies: ["SocketServer"]),
+        // What the samples share: option parsing, the signal-to-shutdown
+        // wiring, the `listening on` and error lines.
+        .target(name: "SampleSupport", dependencies: ["SocketServer"], path: "Samples/SampleSupport"),
+    ] + samples.map {
+        .executableTarget(name: $0, dependencies: ["SampleSupport", "SocketServer"], path: "Samples/\($0)")
+    } + [
+        // Starts the built samples and talks to them; depends on them so they are built first.
+        .testTarget(name: "SampleTests", dependencies: ["SocketServer"] + samples.map { .target(name: $0) },
+                    path: "Tests/SampleTests"),
     ],
     swiftLanguageModes: [.v6]
 )

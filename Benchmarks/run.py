@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -38,8 +38,7 @@ class Server:
     title: str
     argv: list            # command without --host/--port
     binary: str           # must exist, else the server is skipped
-    only: set = None      # workload cells it can run (None: all)
-    skip_reason: str = ""
+    max_conns: int = None  # connections it serves at once (None: no limit)
 
 
 def make_servers(args):
@@ -47,15 +46,18 @@ def make_servers(args):
     nio = args.nio_bin
     cdir = Path(args.c_bin_dir)
     py = str(HERE / "python" / "echo_server.py")
-    single = {"rr1", "bulk"}  # sync mode serves one connection at a time
     servers = [
         Server("echo-server", "echo-server", [echo, "--mode", "threading"], echo),
         Server("nio", "SwiftNIO", [nio], nio),
         Server("c", "C threads", [str(cdir / "echo_server")], str(cdir / "echo_server")),
         Server("python", "Python socketserver", [sys.executable, py], py),
-        # Opt-in (--servers ...): the project's other modes.
-        Server("echo-server-forking", "echo-server (forking)", [echo, "--mode", "forking"], echo),
-        Server("echo-server-sync", "echo-server (sync)", [echo, "--mode", "sync"], echo, only=single),
+        # Opt-in (--servers ...): the project's other modes. Forking runs at
+        # most 40 children (maxChildren, as Python's ForkingMixIn); further
+        # connections wait in the accept queue. Sync serves one at a time.
+        Server("echo-server-forking", "echo-server (forking)", [echo, "--mode", "forking"], echo,
+               max_conns=40),
+        Server("echo-server-sync", "echo-server (sync)", [echo, "--mode", "sync"], echo,
+               max_conns=1),
     ]
     return {s.name: s for s in servers}
 
@@ -80,7 +82,19 @@ class Cell:
     mode: str               # loadgen mode
     loadgen_args: list
     metrics: list
+    conns: int              # concurrent connections it needs
     pinned: bool = False    # server and loadgen on CPU 0
+
+    def conns_for(self, server):
+        """Connections to use against server, or None if it cannot run the
+        cell. The idle cell runs with fewer connections against a server
+        that serves only a few at once (at least 16, else not at all)."""
+        limit = server.max_conns
+        if limit is None or self.conns <= limit:
+            return self.conns
+        if self.mode == "idle" and limit >= 16:
+            return limit
+        return None
 
 
 def make_cells(args):
@@ -93,16 +107,17 @@ def make_cells(args):
             [Metric("rps", f"rr C={c} req/s", "rate"),
              Metric("p50_us", f"rr C={c} p50 µs", "us"),
              Metric("p99_us", f"rr C={c} p99 µs", "us")],
-            pinned=(c == 1 and not args.no_pin)))
+            conns=c, pinned=(c == 1 and not args.no_pin)))
     cells.append(Cell("churn", "churn C=16", "churn",
                       ["--conns", "16", "--threads", "1", "--size", "64"],
-                      [Metric("cps", "churn C=16 conn/s", "rate")]))
+                      [Metric("cps", "churn C=16 conn/s", "rate")], conns=16))
     cells.append(Cell("bulk", "bulk 16 KiB lines", "bulk",
                       ["--line", "16384", "--window", str(4 << 20)],
-                      [Metric("mbps", "bulk 16 KiB lines MB/s", "mbps")]))
+                      [Metric("mbps", "bulk 16 KiB lines MB/s", "mbps")], conns=1))
     cells.append(Cell("idle", f"idle N={args.idle_conns}", "idle",
-                      ["--conns", str(args.idle_conns), "--concurrency", "128", "--size", "64"],
-                      [Metric("kib_per_conn", f"idle N={args.idle_conns} KiB/conn", "kib")]))
+                      ["--concurrency", "128", "--size", "64"],
+                      [Metric("kib_per_conn", f"idle N={args.idle_conns} KiB/conn", "kib")],
+                      conns=args.idle_conns))
     return {c.name: c for c in cells}
 
 
@@ -123,9 +138,15 @@ class ServerProcess:
         argv = list(server.argv) + ["--host", HOST, "--port", "0"]
         if pinned:
             argv = ["taskset", "-c", "0"] + argv  # taskset execs: same pid
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.out,
-                                     stderr=self.err, start_new_session=True)
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.out,
+                                         stderr=self.err, start_new_session=True)
+        except OSError:
+            self.out.close()
+            self.err.close()
+            raise
         self.port = None
+        self.stopped = False
 
     def wait_listening(self, timeout=30.0):
         deadline = time.monotonic() + timeout
@@ -154,7 +175,10 @@ class ServerProcess:
         return self.proc.poll() is None
 
     def stop(self):
-        """SIGTERM the server's process group, SIGKILL after 5 s."""
+        """SIGTERM the server's process group, SIGKILL after 5 s. Idempotent."""
+        if self.stopped:
+            return
+        self.stopped = True
         try:
             if self.proc.poll() is None:
                 try:
@@ -249,51 +273,74 @@ def run_timed(cell, port, args):
     return result
 
 
+def read_line(proc, timeout):
+    """One stdout line of proc, or "" if none arrives within timeout s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            return proc.stdout.readline()
+        if proc.poll() is not None:
+            return proc.stdout.readline()
+    return ""
+
+
 def run_idle(cell, server_proc, args):
+    """Idle memory: server Pss before and while N connections are open and
+    idle. Stops the server itself (before the connections close)."""
     pid = server_proc.proc.pid
     time.sleep(0.3)  # let the fresh server settle
     before = memory_kib(pid)
     argv = [args.loadgen, "idle", "--host", HOST, "--port", str(server_proc.port),
-            "--timeout", str(args.timeout)] + cell.loadgen_args
+            "--timeout", str(args.timeout), "--phase-timeout", str(args.idle_timeout)]
+    argv += cell.loadgen_args + ["--conns", str(cell.conns_for(server_proc.server))]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         # Phase 1: wait for READY (all connections open, each echoed once).
-        deadline = time.monotonic() + args.idle_timeout
-        line = ""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-            if ready:
-                line = proc.stdout.readline()
-                break
-            if proc.poll() is not None:
-                break
+        line = read_line(proc, args.idle_timeout + 30)
         if not line.startswith("READY"):
-            out, err = "", ""
-            if proc.poll() is not None:
-                out, err = proc.communicate(timeout=5)
-            result = parse_result(line + out)
-            detail = (result or {}).get("first_error") or err.strip()[-300:] or "no READY line"
-            raise RuntimeError(f"idle connections not established: {detail}")
+            raise RuntimeError(f"idle connections not established: {loadgen_failure(proc, line)}")
         opened = json.loads(line.split(None, 1)[1])
         time.sleep(0.5)  # let the server finish whatever it does per connection
         after = memory_kib(pid)
         # Phase 2: every connection echoes one more line.
         proc.stdin.write("go\n")
         proc.stdin.flush()
-        out, err = proc.communicate(timeout=args.idle_timeout)
+        line = read_line(proc, args.idle_timeout + 30)
+        result = parse_result(line)
+        if result is None or result.get("errors"):
+            raise RuntimeError(f"idle phase 2 failed: {loadgen_failure(proc, line)}")
+        if not server_proc.alive():
+            raise RuntimeError(f"server exited during the run (status "
+                               f"{server_proc.proc.returncode}): {server_proc.stderr_tail()}")
+        # Stop the server while the connections are still open, then let the
+        # load generator close them and exit.
+        server_proc.stop()
+        proc.stdin.write("close\n")
+        proc.stdin.flush()
+        proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
+            server_proc.stop()  # first, for the reason above
             proc.kill()
             proc.wait()
-    result = parse_result(out)
-    if proc.returncode != 0 or result is None or result.get("errors"):
-        detail = (result or {}).get("first_error") or err.strip()[-300:]
-        raise RuntimeError(f"idle loadgen failed (exit {proc.returncode}): {detail}")
-    n = opened["conns"]
     result.update(before_kib=before, after_kib=after,
-                  kib_per_conn=(after - before) / n)
+                  kib_per_conn=(after - before) / opened["conns"])
     return result
+
+
+def loadgen_failure(proc, line):
+    """Best description of why the load generator failed."""
+    out, err = "", ""
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        out, err = proc.communicate(timeout=5)
+    except (subprocess.TimeoutExpired, ValueError):
+        pass
+    result = parse_result((line or "") + (out or ""))
+    return (result or {}).get("first_error") or (err or "").strip()[-300:] or "no output"
 
 
 def measure(server, cell, args, workdir):
@@ -302,9 +349,8 @@ def measure(server, cell, args, workdir):
     try:
         sp.wait_listening()
         if cell.mode == "idle":
-            result = run_idle(cell, sp, args)
-        else:
-            result = run_timed(cell, sp.port, args)
+            return run_idle(cell, sp, args)  # checks and stops the server itself
+        result = run_timed(cell, sp.port, args)
         if not sp.alive():
             raise RuntimeError(f"server exited during the run (status {sp.proc.returncode}): "
                                f"{sp.stderr_tail()}")
@@ -365,7 +411,7 @@ def render(servers, cells, results, failures, args, notes):
                 base_med = statistics.median(base_samples) if base_samples else None
             row = [m.label]
             for s in servers:
-                if s.only is not None and cell.name not in s.only:
+                if cell.conns_for(s) is None:
                     row.append("n/a")
                     continue
                 samples = [r[m.key] for r in results.get((cell.name, s.name), [])]
@@ -373,14 +419,21 @@ def render(servers, cells, results, failures, args, notes):
                 _, text = summarize(samples, m.kind, base_med)
                 if failed:
                     text = "**error**" if not samples else f"{text} **({failed} failed)**"
+                if cell.conns_for(s) != cell.conns:
+                    text += f" (N={cell.conns_for(s)})"
                 row.append(text)
             out.append("| " + " | ".join(row) + " |")
     out.append("")
-    out.append("Each cell: median (min–max over the repetitions; omitted with one repetition) "
-               f"and ×ratio of medians to the C server. Higher is better for req/s, conn/s "
-               f"and MB/s; lower is better for µs and KiB/conn. "
-               + ("rr C=1 ran with server and load generator pinned to CPU 0. "
-                  if not args.no_pin else "Nothing was pinned (--no-pin). "))
+    legend = ("Each cell: median (min–max over the repetitions; omitted with one repetition) "
+              "and ×ratio of medians to the C server. Higher is better for req/s, conn/s "
+              "and MB/s; lower is better for µs and KiB/conn. "
+              + ("rr C=1 ran with server and load generator pinned to CPU 0."
+                 if not args.no_pin else "Nothing was pinned (--no-pin)."))
+    limited = [s for s in servers if s.max_conns is not None]
+    if limited:
+        legend += (" n/a: the server serves fewer connections at once than the cell needs ("
+                   + ", ".join(f"{s.title}: {s.max_conns}" for s in limited) + ").")
+    out.append(legend)
     # Load generator CPU use, to see whether it was the bottleneck.
     cpu_cells = [c for c in cells if c.mode != "idle"]
     if cpu_cells:
@@ -415,7 +468,8 @@ def parse_args():
         description="Run the echo-server comparison and print a markdown table.",
         epilog="Environment variables BENCH_QUICK=1, BENCH_SERVERS, BENCH_WORKLOADS, BENCH_REPS, "
                "BENCH_DURATION, BENCH_WARMUP, BENCH_IDLE_CONNS and BENCH_OUT set the defaults of "
-               "the corresponding options.")
+               "the corresponding options. run.sh (which builds everything first) also takes "
+               "--no-build (or BENCH_NO_BUILD=1) and BENCH_BUILD_JOBS=N.")
     p.add_argument("--quick", action="store_true", default=env("BENCH_QUICK", "0") not in ("0", "no", "false"),
                    help="smoke-test mode: 1 repetition, ~1 s per measurement")
     p.add_argument("--servers", default=env("BENCH_SERVERS", ",".join(DEFAULT_SERVERS)),
@@ -436,13 +490,16 @@ def parse_args():
     p.add_argument("--no-pin", action="store_true", help="do not pin rr C=1 to CPU 0")
     p.add_argument("--timeout", type=float, default=10.0,
                    help="longest a single request may stay unanswered (s)")
-    p.add_argument("--idle-timeout", type=float, default=120.0,
+    p.add_argument("--idle-timeout", type=float, default=60.0,
                    help="longest each idle phase (open all, echo all) may take (s)")
     p.add_argument("--loadgen-threads", type=int, default=max(1, min(os.cpu_count() or 1, 4)),
                    help="epoll threads of the load generator for rr C>1 (default: CPUs, max 4)")
-    p.add_argument("--echo-server-bin", default=str(ROOT / ".build" / "release" / "echo-server"))
-    p.add_argument("--nio-bin", default=str(HERE / ".build" / "release" / "nio-echo-server"))
-    p.add_argument("--c-bin-dir", default=str(HERE / ".build-c"))
+    p.add_argument("--echo-server-bin", default=str(ROOT / ".build" / "release" / "echo-server"),
+                   help="the project's echo-server (empty: skip it); set by run.sh")
+    p.add_argument("--nio-bin", default=str(HERE / ".build" / "release" / "nio-echo-server"),
+                   help="nio-echo-server (empty: skip it); set by run.sh")
+    p.add_argument("--c-bin-dir", default=str(HERE / ".build-c"),
+                   help="folder of the compiled loadgen and echo_server; set by run.sh")
     args = p.parse_args()
     if args.reps is None:
         args.reps = 1 if args.quick else 3
@@ -531,7 +588,7 @@ def main():
 
     results, failures, raw = {}, {}, []
     total = sum(1 for _ in range(args.reps) for c in cells for s in servers
-                if s.only is None or c.name in s.only)
+                if c.conns_for(s) is not None)
     done = 0
     started = time.monotonic()
     log(f"running {total} measurements: servers {', '.join(s.name for s in servers)}; "
@@ -544,7 +601,7 @@ def main():
             order = servers[rep % len(servers):] + servers[:rep % len(servers)]
             for cell in cells:
                 for server in order:
-                    if server.only is not None and cell.name not in server.only:
+                    if cell.conns_for(server) is None:
                         continue
                     done += 1
                     prefix = f"[{done}/{total}] rep {rep + 1} {cell.title:<18} {server.name:<12}"

@@ -8,7 +8,7 @@
  *   loadgen rr    --port P [--conns C] [--threads T] [--size 64] [--warmup S] [--duration S]
  *   loadgen churn --port P [--conns C] [--size 64] [--warmup S] [--duration S]
  *   loadgen bulk  --port P [--line 16384] [--window 4194304] [--warmup S] [--duration S]
- *   loadgen idle  --port P [--conns N] [--concurrency K] [--size 64]
+ *   loadgen idle  --port P [--conns N] [--concurrency K] [--size 64] [--phase-timeout 60]
  *   common: [--host 127.0.0.1] [--timeout S]
  *
  * rr     C persistent connections doing request/response: send one line of
@@ -36,7 +36,11 @@
  *        time; each sends one line and reads the echo, so the server has really
  *        started serving it. Then prints `READY <json>` on stdout and waits for
  *        a line on stdin (the driver measures server memory meanwhile), then
- *        every connection sends one more line and must get it back.
+ *        every connection sends one more line and must get it back (again at
+ *        most K lines in flight). Each phase is bounded by --phase-timeout.
+ *        After printing the result it keeps the connections open until it
+ *        reads a line (or EOF) on stdin, so the driver can stop the server
+ *        first.
  *
  * The timed workloads run --warmup seconds unmeasured, then --duration
  * seconds measured; only work completed inside the measured window counts.
@@ -89,6 +93,7 @@ static struct {
     double warmup;
     double duration;
     double timeout;
+    double phase_timeout;
 } opt = {
     .host = "127.0.0.1",
     .port = 0,
@@ -101,6 +106,7 @@ static struct {
     .warmup = 1.0,
     .duration = 4.0,
     .timeout = 10.0,
+    .phase_timeout = 60.0,
 };
 
 static struct sockaddr_in server_addr;
@@ -847,9 +853,9 @@ static int cmd_idle(void) {
 
     /* Phase 1: open n connections, at most `concurrency` in progress (connect
      * + first echo) at a time. Bounded: each attempt by --timeout, the whole
-     * phase by n * --timeout / concurrency + --timeout. */
+     * phase by --phase-timeout. */
     int64_t t0 = now_ns();
-    int64_t phase_deadline = t0 + timeout + (int64_t)((double)timeout * n / opt.concurrency);
+    int64_t phase_deadline = t0 + (int64_t)(opt.phase_timeout * NS);
     int next = 0, in_progress = 0, ready = 0;
     int64_t last_check = t0;
     while (ready < n && atomic_load(&error_count) == 0) {
@@ -900,17 +906,23 @@ static int cmd_idle(void) {
     if (!fgets(line, sizeof line, stdin))
         fprintf(stderr, "loadgen: stdin closed; continuing\n");
 
-    /* Phase 2: every connection sends one more line and must get it back. */
+    /* Phase 2: every connection sends one more line and must get it back,
+     * again with at most `concurrency` lines in flight (a burst of n
+     * simultaneous lines would be a different test). */
     int64_t t1 = now_ns();
-    for (int i = 0; i < n; i++) {
-        conns[i].seq = 1;
-        conns[i].started = t1;
-        if (lc_send(ep, &conns[i], EPOLL_CTL_ADD) < 0)
-            goto out;
-    }
+    phase_deadline = t1 + (int64_t)(opt.phase_timeout * NS);
     int echoed = 0;
-    phase_deadline = now_ns() + timeout + (int64_t)((double)timeout * n / opt.concurrency);
+    next = 0;
+    in_progress = 0;
     while (echoed < n) {
+        while (next < n && in_progress < opt.concurrency) {
+            line_conn *c = &conns[next++];
+            c->seq = 1;
+            c->started = now_ns();
+            if (lc_send(ep, c, EPOLL_CTL_ADD) < 0)
+                goto out;
+            in_progress++;
+        }
         int k = epoll_wait(ep, evs, 256, 50);
         for (int i = 0; i < k; i++) {
             line_conn *c = evs[i].data.ptr;
@@ -920,19 +932,38 @@ static int cmd_idle(void) {
             if (r == 1) {
                 epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
                 c->state = C_IDLE;
+                in_progress--;
                 echoed++;
             }
         }
-        if (now_ns() > phase_deadline) {
-            report_error("only %d of %d idle connections echoed their second line in time", echoed, n);
+        int64_t t = now_ns();
+        if (t > phase_deadline) {
+            report_error("only %d of %d idle connections echoed their second line in %.0f s",
+                         echoed, n, opt.phase_timeout);
             goto out;
+        }
+        if (t - last_check > NS / 10) {
+            last_check = t;
+            for (int i = 0; i < next; i++)
+                if (conns[i].state == C_WAITING && t - conns[i].started > timeout) {
+                    report_error("conn %d: no echo of its second line for %.1f s", i,
+                                 (double)(t - conns[i].started) / NS);
+                    goto out;
+                }
         }
     }
     double echo_s = (double)(now_ns() - t1) / NS;
     printf("{\"workload\":\"idle\",\"conns\":%d,\"open_s\":%.3f,\"echo_s\":%.3f,\"errors\":%ld,"
            "\"first_error\":\"\"}\n",
            n, open_s, echo_s, atomic_load(&error_count));
+    fflush(stdout);
     rc = atomic_load(&error_count) ? 1 : 0;
+    /* Keep the connections open until told (a line or EOF on stdin): the
+     * driver stops the server first. Thread-per-connection servers then do not
+     * have to wake all their threads for the EOFs, which for some (Python: a
+     * GIL convoy of n threads) takes long enough to disturb what runs next. */
+    if (!fgets(line, sizeof line, stdin))
+        (void)0;
 out:
     if (rc != 0)
         printf("{\"workload\":\"idle\",\"conns\":%d,\"errors\":%ld,\"first_error\":\"%s\"}\n", n,
@@ -951,7 +982,8 @@ static void usage(void) {
     fprintf(stderr,
             "usage: loadgen rr|churn|bulk|idle --port P [--host 127.0.0.1] [--conns N]\n"
             "       [--threads T] [--size BYTES] [--line BYTES] [--window BYTES]\n"
-            "       [--concurrency K] [--warmup S] [--duration S] [--timeout S]\n");
+            "       [--concurrency K] [--warmup S] [--duration S] [--timeout S]\n"
+            "       [--phase-timeout S]\n");
     exit(2);
 }
 
@@ -965,7 +997,8 @@ int main(int argc, char **argv) {
         {"size", required_argument, 0, 's'},     {"line", required_argument, 0, 'l'},
         {"window", required_argument, 0, 'W'},   {"concurrency", required_argument, 0, 'k'},
         {"warmup", required_argument, 0, 'w'},   {"duration", required_argument, 0, 'd'},
-        {"timeout", required_argument, 0, 'T'},  {0, 0, 0, 0},
+        {"timeout", required_argument, 0, 'T'},  {"phase-timeout", required_argument, 0, 'P'},
+        {0, 0, 0, 0},
     };
     optind = 2;
     int ch;
@@ -982,6 +1015,7 @@ int main(int argc, char **argv) {
         case 'w': opt.warmup = atof(optarg); break;
         case 'd': opt.duration = atof(optarg); break;
         case 'T': opt.timeout = atof(optarg); break;
+        case 'P': opt.phase_timeout = atof(optarg); break;
         default: usage();
         }
     }

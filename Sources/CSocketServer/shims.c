@@ -9,6 +9,13 @@ int csocketserver_accept4(int fd, struct sockaddr *addr, socklen_t *len, int fla
     return accept4(fd, addr, len, flags);
 }
 
+#include <unistd.h>
+#include <sys/syscall.h>
+
+int csocketserver_gettid(void) {
+    return (int)syscall(SYS_gettid);
+}
+
 int csocketserver_eventfd(void) {
     return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }

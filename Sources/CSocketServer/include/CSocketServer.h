@@ -8,6 +8,8 @@
 #include <sys/types.h>
 
 int csocketserver_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+/// gettid(2): the kernel id of the calling thread.
+int csocketserver_gettid(void);
 /// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
 int csocketserver_eventfd(void);
 /// sendfile(2): out_fd, in_fd, offset in/out, count.

@@ -42,6 +42,15 @@ enum Threads {
         }
     }
 
+    /// The kernel's id of the calling thread (-1 where unknown).
+    static func currentID() -> Int32 {
+        #if os(Linux)
+        return csocketserver_gettid()
+        #else
+        return -1
+        #endif
+    }
+
     /// A count of the threads alive in this process (from /proc on Linux; -1 elsewhere).
     static func count() -> Int {
         #if os(Linux)

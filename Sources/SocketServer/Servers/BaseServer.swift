@@ -74,6 +74,8 @@ open class BaseServer: ServerClosing {
     enum Model { case sync, threads, processes }
 
     struct Workers {
+        /// Requests served on the serving thread (synchronous servers): 0 or 1.
+        var inline = 0
         var threads = 0
         var tracked = 0
         var children = Set<pid_t>()
@@ -309,6 +311,8 @@ open class BaseServer: ServerClosing {
     open func processRequest(_ request: Request, clientAddress: SocketAddress) throws {
         switch model {
         case .sync:
+            let key = track(request)
+            defer { untrack(key) }
             try finishRequest(request, clientAddress: clientAddress)
             shutdownRequest(request)
         case .threads:
@@ -363,6 +367,13 @@ open class BaseServer: ServerClosing {
     /// ``TCPServer`` also closes its socket. Safe to call more than once;
     /// called when the server is dropped.
     open func serverClose() {
+        let me = pthread_self()
+        let graceful = lifecycle.withLock { s in s.gracefulThread.map { pthread_equal($0, me) == 0 } ?? false }
+        if graceful {
+            // Another thread is closing gracefully (a signal): wait for it.
+            lifecycle.wait { $0.gracefulThread == nil }
+            return
+        }
         let deadline: UInt64? = lifecycle.update { s in
             s.closed = true
             if s.serving {
@@ -392,18 +403,25 @@ open class BaseServer: ServerClosing {
     /// forking server sends its children SIGTERM), gives them a moment to
     /// end, and finishes with ``serverClose()``.
     public func closeGracefully(timeout: Double) {
-        lifecycle.update { s in
+        let started: Bool = lifecycle.update { s in
+            if s.gracefulThread != nil || s.gracefulDone { return false }
+            s.gracefulThread = pthread_self()
             s.shutdownRequested = true
             control.shutdownFlag.store(true, ordering: .releasing)
+            return true
+        }
+        guard started else {
+            // Already done, or under way in another thread: wait for it.
+            lifecycle.wait { $0.gracefulThread == nil }
+            return
         }
         wakeup.signal()
         releaseListener()
         let deadline = Sys.monotonicNanos() &+ nanos(fromSeconds: timeout)
         var done = true
         switch model {
-        case .sync: break
-        case .threads:
-            done = workers.wait(until: deadline) { $0.threads == 0 }
+        case .sync, .threads:
+            done = workers.wait(until: deadline) { $0.threads == 0 && $0.inline == 0 }
             if !done {
                 let open = workers.withLock { Array($0.connections.values) }
                 for s in open { try? s.shutdown(.both) }
@@ -421,6 +439,30 @@ open class BaseServer: ServerClosing {
         if model == .processes {
             for pid in workers.withLock({ $0.children }) { kill(pid, SIGKILL) }
             _ = reapChildren(until: Sys.monotonicNanos() &+ 200_000_000)
+        }
+        lifecycle.update { s in
+            s.gracefulThread = nil
+            s.gracefulDone = true
+        }
+    }
+
+    /// Records a request served on the serving thread, so that
+    /// ``closeGracefully(timeout:)`` can wait for it and cut it.
+    private func track(_ request: Request) -> ObjectIdentifier? {
+        guard case .stream(let s) = request else { return nil }
+        let key = ObjectIdentifier(s)
+        workers.update { w in
+            w.inline += 1
+            w.connections[key] = s
+        }
+        return key
+    }
+
+    private func untrack(_ key: ObjectIdentifier?) {
+        guard let key else { return }
+        workers.update { w in
+            w.inline -= 1
+            w.connections[key] = nil
         }
     }
 
@@ -483,6 +525,7 @@ open class BaseServer: ServerClosing {
         if pid == 0 {
             // The child: serve this one request, then _exit. It never returns
             // into the parent's loop, and runs no atexit handlers.
+            SignalWatcher.resetInChild()
             releaseInChild()
             var status: Int32 = 0
             do {
@@ -576,6 +619,9 @@ public final class ServerControl: Sendable {
         /// ``BaseServer/serverClose()`` may still wait for handlers
         /// (monotonic nanoseconds).
         var workerDeadline: UInt64?
+        /// The thread running ``BaseServer/closeGracefully(timeout:)``.
+        var gracefulThread: pthread_t?
+        var gracefulDone = false
     }
 
     let lifecycle = ConditionLock(Lifecycle())

@@ -14,6 +14,19 @@ enum SignalWatcher {
     private static let pipeWrite = Atomic<Int32>(-1)
     private static let actions = Mutex<[Int32: [@Sendable (Int32) -> Void]]>([:])
     private static let started = Mutex<Bool>(false)
+    /// The signals we handle, as a bit mask: read lock-free in a forked child.
+    private static let installed = Atomic<UInt64>(0)
+
+    /// In a forked child: give the watched signals back their default
+    /// action, so that SIGTERM ends the child instead of being passed to a
+    /// watcher thread that does not exist there. Async-signal-safe.
+    static func resetInChild() {
+        let mask = installed.load(ordering: .relaxed)
+        guard mask != 0 else { return }
+        for signo in 1..<64 where mask & (1 << UInt64(signo)) != 0 {
+            signal(Int32(signo), SIG_DFL)
+        }
+    }
 
     static func on(_ signals: [Int32], _ action: @escaping @Sendable (Int32) -> Void) throws {
         try start()
@@ -36,6 +49,7 @@ enum SignalWatcher {
             sa.sa_flags = Int32(SA_RESTART)
             sigemptyset(&sa.sa_mask)
             if sigaction(signo, &sa, nil) != 0 { throw SocketError.fromErrno("sigaction(\(signo))") }
+            if signo > 0 && signo < 64 { installed.bitwiseOr(1 << UInt64(signo), ordering: .relaxed) }
         }
     }
 
@@ -64,16 +78,37 @@ enum SignalWatcher {
 }
 
 extension BaseServer {
-    /// Makes these signals (SIGINT and SIGTERM by default) stop
-    /// ``serveForever(pollInterval:)``, as ``shutdown()`` would: the loop
-    /// returns in the thread that called it, which then closes the server
-    /// (``closeGracefully(timeout:)`` for a service). `then` runs after the
-    /// loop stopped, on a watcher thread.
-    public func shutdownOnSignals(_ signals: [Int32] = [SIGINT, SIGTERM],
+    /// Makes these signals (SIGINT and SIGTERM by default) stop the server.
+    ///
+    /// Without a grace period, a signal stops ``serveForever(pollInterval:)``
+    /// as ``shutdown()`` would, and the thread that called it goes on (to
+    /// close the server). With `gracePeriod`, a signal runs
+    /// ``closeGracefully(timeout:)``: accepting stops and the listening socket
+    /// closes at once, the requests in progress have up to `gracePeriod`
+    /// seconds (the close ends as soon as the last one does), the rest are
+    /// cut; `serveForever` returns meanwhile, and a ``serverClose()`` called
+    /// then waits for that close to finish. That is how a service stops:
+    ///
+    /// ```swift
+    /// try server.shutdownOnSignals(gracePeriod: 2)
+    /// try server.serveForever()
+    /// server.serverClose()   // returns once the graceful close is done
+    /// ```
+    ///
+    /// `then` runs afterwards, on the watcher thread. Signals after the
+    /// first change nothing. A forked child gets the default action back.
+    public func shutdownOnSignals(_ signals: [Int32] = [SIGINT, SIGTERM], gracePeriod: Double? = nil,
                                   then: (@Sendable (Int32) -> Void)? = nil) throws {
         let control = self.control
-        try SignalWatcher.on(signals) { signo in
-            control.shutdown()
+        let hop = ThreadHop(self)
+        let fired = Atomic<Bool>(false)
+        try SignalWatcher.on(signals) { [fired] signo in
+            guard !fired.exchange(true, ordering: .relaxed) else { return }
+            if let gracePeriod {
+                hop.value.closeGracefully(timeout: gracePeriod)
+            } else {
+                control.shutdown()
+            }
             then?(signo)
         }
     }

@@ -73,8 +73,11 @@ extension Socket {
         case .timeval:
             let seconds = (value as! Double?) ?? 0
             guard seconds >= 0 else { throw SocketError.invalidArgument("time-out \(seconds) is negative") }
-            let whole = seconds.rounded(.down)
-            var tv = timeval(tv_sec: Int(whole), tv_usec: .init((seconds - whole) * 1_000_000))
+            // Capped at Int32.max seconds (68 years), so that `.infinity` or a
+            // huge value cannot trap in the conversion to `tv_sec`.
+            let capped = min(seconds, Double(Int32.max))
+            let whole = capped.rounded(.down)
+            var tv = timeval(tv_sec: Int(whole), tv_usec: .init((capped - whole) * 1_000_000))
             try withUnsafeBytes(of: &tv) { try setOption(level: option.level, name: option.name, bytes: $0) }
         }
     }

@@ -316,16 +316,20 @@ public final class Socket: Sendable, CustomStringConvertible {
     // MARK: - Data
 
     /// Receives up to `maxCount` bytes (`recv(2)`); an empty result means the
-    /// peer closed its side (end of file).
+    /// peer closed its side (end of file). `recv(0)` returns an empty array
+    /// at once, as Python's does (the system call would wait for data).
     public func recv(_ maxCount: Int, flags: Int32 = 0) throws -> [UInt8] {
         guard maxCount >= 0 else { throw SocketError.invalidArgument("negative buffer size \(maxCount)") }
+        if maxCount == 0 { _ = try fd("recv"); return [] }
         return try [UInt8](unsafeUninitializedCapacity: maxCount) { buffer, count in
             count = try recv(into: UnsafeMutableRawBufferPointer(buffer), flags: flags)
         }
     }
 
-    /// Receives into `buffer` (Python's `recv_into`); returns the count, 0 at end of file.
+    /// Receives into `buffer` (Python's `recv_into`); returns the count, 0 at
+    /// end of file. An empty buffer returns 0 at once.
     public func recv(into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0) throws -> Int {
+        if buffer.isEmpty { _ = try fd("recv"); return 0 }
         var deadline: UInt64 = 0
         return try io("recv", events: Int16(POLLIN), deadline: &deadline) { fd in
             Glibc_or_Darwin_recv(fd, buffer.baseAddress, buffer.count, flags)

@@ -269,9 +269,11 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
             #if canImport(Darwin)
             sun.sun_len = UInt8(MemoryLayout<sockaddr_un>.size)
             #endif
-            // Abstract addresses have an exact length; paths include their NUL.
+            // Abstract addresses have an exact length; paths include their NUL;
+            // the empty path is the family alone, which makes `bind` pick a
+            // unique abstract name on Linux (Python's `bind('')`).
             let pathOffset = MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)!
-            let length = pathOffset + bytes.count + (bytes.first == 0 ? 0 : 1)
+            let length = pathOffset + bytes.count + (bytes.isEmpty || bytes.first == 0 ? 0 : 1)
             return try withUnsafePointer(to: &sun) {
                 try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                     try body($0, socklen_t(length))

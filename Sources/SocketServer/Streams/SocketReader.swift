@@ -31,7 +31,8 @@ public enum StreamError: Error, Sendable, Equatable, CustomStringConvertible {
 ///   are not scanned again, so a long line arriving in pieces costs linear
 ///   time.
 /// - A time-out (the socket's) leaves the reader usable: nothing read is
-///   lost, and the next call goes on where it stopped.
+///   lost (a ``read(_:)`` or ``readAll()`` that fails part-way puts back what
+///   it had taken), and the next call goes on where it stopped.
 ///
 /// Not for concurrent use from several threads.
 public final class SocketReader {
@@ -175,40 +176,52 @@ public final class SocketReader {
         guard count >= 0 else { throw SocketError.invalidArgument("negative count \(count)") }
         var result: [UInt8] = []
         result.reserveCapacity(min(count, 1 << 20))
-        while result.count < count {
-            if start < end {
-                let n = min(end - start, count - result.count)
-                result.append(contentsOf: UnsafeRawBufferPointer(start: storage! + start, count: n))
-                consume(n)
-                continue
-            }
-            if atEOF { break }
-            let want = count - result.count
-            if want >= bufferSize {
-                // A large read goes straight into the result, not through the buffer.
-                let old = result.count
-                var got = 0
-                result.append(contentsOf: repeatElement(0, count: min(want, 1 << 20)))
-                try result.withUnsafeMutableBytes { raw in
-                    got = try receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[old...]))
+        do {
+            while result.count < count {
+                if start < end {
+                    let n = min(end - start, count - result.count)
+                    result.append(contentsOf: UnsafeRawBufferPointer(start: storage! + start, count: n))
+                    consume(n)
+                    continue
                 }
-                result.removeSubrange((old + got)...)
-                if got == 0 { atEOF = true }
-            } else {
-                try fill(atLeast: 1)
+                if atEOF { break }
+                let want = count - result.count
+                if want >= bufferSize {
+                    // A large read goes straight into the result, not through the buffer.
+                    let old = result.count
+                    var got = 0
+                    result.append(contentsOf: repeatElement(0, count: min(want, 1 << 20)))
+                    defer { result.removeSubrange((old + got)...) }
+                    try result.withUnsafeMutableBytes { raw in
+                        got = try receive(into: UnsafeMutableRawBufferPointer(rebasing: raw[old...]))
+                    }
+                    if got == 0 { atEOF = true }
+                } else {
+                    try fill(atLeast: 1)
+                }
             }
+        } catch {
+            // A time-out (or any error) part-way loses nothing already read.
+            unread(result)
+            throw error
         }
         return result
     }
 
     /// Reads everything up to end of file (Python's `read()`). Unbounded:
     /// prefer ``read(_:)`` or ``readSome(_:)`` with data from untrusted peers.
+    /// After an error (a time-out), what it had read is still unread.
     public func readAll() throws -> [UInt8] {
         var result: [UInt8] = []
-        while true {
-            let chunk = try readSome(max(bufferSize, 64 * 1024))
-            if chunk.isEmpty { return result }
-            result.append(contentsOf: chunk)
+        do {
+            while true {
+                let chunk = try readSome(max(bufferSize, 64 * 1024))
+                if chunk.isEmpty { return result }
+                result.append(contentsOf: chunk)
+            }
+        } catch {
+            unread(result)
+            throw error
         }
     }
 
@@ -251,6 +264,30 @@ public final class SocketReader {
         if start == end && !atEOF { try fill(atLeast: 1) }
         let n = min(end - start, maxCount)
         return n > 0 ? Array(UnsafeRawBufferPointer(start: storage! + start, count: n)) : []
+    }
+
+    /// Puts `bytes`, taken by a read that then failed, back in front of the
+    /// buffered ones, so the next read returns them first.
+    private func unread(_ bytes: [UInt8]) {
+        guard !bytes.isEmpty, !closed else { return }
+        let buffered = end - start
+        if start >= bytes.count, let storage {
+            start -= bytes.count
+            bytes.withUnsafeBytes { (storage + start).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        } else {
+            let newCapacity = max(capacity, bytes.count + buffered)
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+            bytes.withUnsafeBytes { grown.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+            if let storage {
+                (grown + bytes.count).copyMemory(from: storage + start, byteCount: buffered)
+                storage.deallocate()
+            }
+            storage = grown
+            capacity = newCapacity
+            start = 0
+            end = bytes.count + buffered
+        }
+        scanned = start
     }
 
     private func consume(_ n: Int) {
