@@ -179,6 +179,23 @@ struct SocketTransferTests {
         try a.shutdown(.write)
         #expect(try b.recv(10) == [])
     }
+
+    @Test("sendFile obeys the socket's time-out when the peer does not read")
+    func sendFileTimeout() throws {
+        let dir = try SockKit.TempDir()
+        let size = 8 << 20
+        let fd = try SockKit.makeFile(dir.file("big"), SockKit.pattern(count: size))
+        defer { close(fd) }
+        let (a, b) = try SockKit.pair()
+        defer { a.close(); b.close() }
+        try a.setOption(.sendBufferSize, 4096)
+        try a.setTimeout(0.1)
+        let e = #expect(throws: SocketError.self) { try a.sendFile(fd, count: size) }
+        #expect(e == .timeout(operation: "sendfile", address: nil))
+        // Non-blocking: a full buffer is EAGAIN at once.
+        try a.setTimeout(0)
+        SockKit.expectErrno([.wouldBlock]) { try a.sendFile(fd, count: size) }
+    }
 }
 
 // MARK: - EINTR

@@ -1,0 +1,449 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import SocketServer
+import Synchronization
+import Testing
+
+/// Appends a line to a log file: works from handler threads and forked
+/// children alike (Python's ErrorHandlerTest does the same).
+func appendLog(_ path: String, _ line: String) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    guard fd >= 0 else { return }
+    defer { close(fd) }
+    var text = line + "\n"
+    _ = text.withUTF8 { write(fd, $0.baseAddress, $0.count) }
+}
+
+func readLog(_ path: String) -> String {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return "" }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = read(fd, &buffer, buffer.count)
+        if n <= 0 { break }
+        bytes += buffer[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+struct TestError: Error {}
+
+/// Python's BadHandler: logs, then fails.
+final class FailingHandler: StreamRequestHandler {
+    override func handle() throws {
+        let log = (server as! LoggingServerProtocol).logPath
+        appendLog(log, "Handler called")
+        throw TestError()
+    }
+}
+
+protocol LoggingServerProtocol { var logPath: String { get } }
+
+@Suite("Errors are handled and the server goes on")
+struct ErrorHandlingTests {
+    final class SyncLogging: TCPServer, LoggingServerProtocol {
+        var logPath = ""
+        override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
+            appendLog(logPath, error is TestError ? "Error handled" : "Other error: \(error)")
+        }
+    }
+    final class ThreadingLogging: TCPServer, ThreadingMixIn, LoggingServerProtocol {
+        var logPath = ""
+        override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
+            appendLog(logPath, error is TestError ? "Error handled" : "Other error: \(error)")
+        }
+    }
+    final class ForkingLogging: TCPServer, ForkingMixIn, LoggingServerProtocol {
+        var logPath = ""
+        override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
+            appendLog(logPath, error is TestError ? "Error handled" : "Other error: \(error)")
+        }
+    }
+
+    @Test(arguments: ["sync", "threading", "forking"])
+    func handlerErrorReachesHandleError(_ mode: String) throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let log = dir.file("log")
+        let server: TCPServer
+        switch mode {
+        case "sync": let s = try SyncLogging(("127.0.0.1", 0), FailingHandler.self); s.logPath = log; server = s
+        case "threading": let s = try ThreadingLogging(("127.0.0.1", 0), FailingHandler.self); s.logPath = log; server = s
+        default: let s = try ForkingLogging(("127.0.0.1", 0), FailingHandler.self); s.logPath = log; server = s
+        }
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        for round in 1...2 {  // the server goes on after an error
+            let c = try client(server.serverAddress)
+            // The server closes the connection once the handler has failed.
+            #expect(try c.recv(10).isEmpty)
+            c.close()
+            let expected = String(repeating: "Handler called\nError handled\n", count: round)
+            #expect(eventually { readLog(log) == expected }, "log: \(readLog(log))")
+        }
+    }
+
+    @Test func peerGoneErrorsAreRecognised() {
+        #expect(SocketError.system(.connectionReset, operation: "recv", address: nil).isPeerGone)
+        #expect(SocketError.system(.brokenPipe, operation: "send", address: nil).isPeerGone)
+        #expect(SocketError.timeout(operation: "recv", address: nil).isPeerGone)
+        #expect(!SocketError.system(.tooManyOpenFiles, operation: "accept", address: nil).isPeerGone)
+    }
+
+    final class LinesHandler: StreamRequestHandler {
+        override func handle() throws {
+            while let line = try rfile.readLine(maxLength: 16) { try wfile.write(line) }
+        }
+    }
+
+    final class RecordingServer: ThreadingTCPServer {
+        let errors = Mutex<[String]>([])
+        override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
+            errors.withLock { $0.append("\(error)") }
+        }
+    }
+
+    @Test func finishRunsWhenHandleThrowsAndFlushAddsNoSecondReport() throws {
+        let server = try RecordingServer(("127.0.0.1", 0), LinesHandler.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        let c = try client(server.serverAddress)
+        try c.sendAll(Array("short\n".utf8) + [UInt8](repeating: 0x41, count: 100) + [0x0A])
+        let r = c.makeReader()
+        #expect(try r.readLine() == Array("short\n".utf8))  // flushed by finish
+        #expect(try r.readLine() == nil)
+        #expect(eventually { server.errors.withLock { $0.count } == 1 })
+        #expect(server.errors.withLock { $0 } == ["line too long (over 16 bytes)"])
+    }
+}
+
+@Suite("Requests: verify, shutdown, threads, children")
+struct RequestFlowTests {
+    final class VerifyingServer: TCPServer, ThreadingMixIn {
+        let events = Mutex<[String]>([])
+        let servingThread = Atomic<Int32>(0)
+        let verifyThread = Atomic<Int32>(0)
+        override func serviceActions() {
+            servingThread.store(currentThreadID(), ordering: .relaxed)
+            super.serviceActions()
+        }
+        override func verifyRequest(_ request: Request, clientAddress: SocketAddress) throws -> Bool {
+            verifyThread.store(currentThreadID(), ordering: .relaxed)
+            events.withLock { $0.append("verify") }
+            return false
+        }
+        override func shutdownRequest(_ request: Request) {
+            events.withLock { $0.append("shutdownRequest") }
+            super.shutdownRequest(request)
+        }
+        override func processRequest(_ request: Request, clientAddress: SocketAddress) throws {
+            events.withLock { $0.append("process") }
+            try super.processRequest(request, clientAddress: clientAddress)
+        }
+    }
+
+    @Test func refusedRequestIsShutDownWithoutAThread() throws {
+        let server = try VerifyingServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        try server.serveInBackground(pollInterval: 0.01)
+        defer { server.shutdown(); server.serverClose() }
+        let c = try client(server.serverAddress)
+        #expect(try c.recv(10).isEmpty)  // closed without being served
+        #expect(eventually { server.events.withLock { $0 } == ["verify", "shutdownRequest"] })
+        #expect(eventually { server.servingThread.load(ordering: .relaxed) != 0 })
+        // verifyRequest ran on the serving thread, before any thread was spent.
+        #expect(server.verifyThread.load(ordering: .relaxed) == server.servingThread.load(ordering: .relaxed))
+        #expect(server.activeThreadCount == 0)
+    }
+
+    @Test func threadsAreReapedAndNotKept() throws {
+        let server = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        for i in 0..<10 {
+            let c = try client(server.serverAddress)
+            #expect(try roundTrip(c, c.makeReader(), "\(i)\n") == "\(i)\n")
+            c.close()
+        }
+        #expect(eventually { server.activeThreadCount == 0 })
+        #expect(server.workers.withLock { $0.tracked == 0 && $0.connections.isEmpty })
+    }
+
+    @Test func twoHundredConcurrentClients() throws {
+        let server = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        let clients = try (0..<200).map { _ in try client(server.serverAddress) }
+        for (i, c) in clients.enumerated() { try c.sendAll(Array("client \(i)\n".utf8)) }
+        // All 200 are served at once: each has its own thread.
+        #expect(eventually { server.activeThreadCount == 200 })
+        for (i, c) in clients.enumerated() {
+            #expect(try c.makeReader().readLine() == Array("client \(i)\n".utf8))
+            c.close()
+        }
+        #expect(eventually { server.activeThreadCount == 0 })
+    }
+
+    final class BoundedForking: ForkingTCPServer {
+        override var maxChildren: Int { 3 }
+        let maxSeen = Atomic<Int>(0)
+        override func processRequest(_ request: Request, clientAddress: SocketAddress) throws {
+            try super.processRequest(request, clientAddress: clientAddress)
+            let n = activeChildren.count
+            if n > maxSeen.load(ordering: .relaxed) { maxSeen.store(n, ordering: .relaxed) }
+        }
+    }
+
+    @Test func maxChildrenHoldsUnderABurst() throws {
+        let server = try BoundedForking(("127.0.0.1", 0), EchoStreamHandler.self)
+        try server.serveInBackground(pollInterval: 0.01)
+        defer { server.shutdown(); server.serverClose() }
+        // A burst of 10 connections, all waiting in the backlog at once.
+        let clients = try (0..<10).map { _ in try client(server.serverAddress) }
+        for (i, c) in clients.enumerated() {
+            try c.sendAll(Array("burst \(i)\n".utf8))
+            try c.shutdown(.write)  // the child then ends after its echo
+        }
+        for (i, c) in clients.enumerated() {
+            #expect(try c.makeReader().readAll() == Array("burst \(i)\n".utf8))
+        }
+        #expect(server.maxSeen.load(ordering: .relaxed) <= 3)
+        #expect(server.maxSeen.load(ordering: .relaxed) >= 1)
+    }
+
+    final class TracingHandler: StreamRequestHandler {
+        override func handle() throws {
+            let tracer = server as! TracingServer
+            tracer.inodes.withLock { _ = $0.insert(socketInode(connection)) }
+            tracer.threads.withLock { _ = $0.insert(currentThreadID()) }
+            while let line = try rfile.readLine() { try wfile.write(line) }
+        }
+    }
+
+    final class TracingServer: ThreadingTCPServer {
+        let inodes = Mutex<Set<UInt64>>([])
+        let threads = Mutex<Set<Int32>>([])
+    }
+
+    @Test func thousandConnectionsLeaveNoDescriptorOrThread() throws {
+        let server = try TracingServer(("127.0.0.1", 0), TracingHandler.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        for batch in 0..<50 {
+            let clients = try (0..<20).map { _ in try client(server.serverAddress) }
+            for (i, c) in clients.enumerated() {
+                #expect(try roundTrip(c, c.makeReader(), "\(batch).\(i)\n") == "\(batch).\(i)\n")
+                if i % 2 == 0 { try c.shutdown(.write) }  // half end politely, half just close
+                c.close()
+            }
+        }
+        #expect(server.inodes.withLock { $0.count } == 1000)
+        #expect(eventually { server.activeThreadCount == 0 })
+        let open = openSocketInodes()
+        let leaked = server.inodes.withLock { $0.intersection(open) }
+        #expect(leaked.isEmpty)
+        let live = liveThreadIDs()
+        #expect(eventually { server.threads.withLock { $0.isDisjoint(with: liveThreadIDs()) } }, "\(live.count) live")
+    }
+
+    final class HugeStackServer: ThreadingTCPServer {
+        override var threadStackSize: Int { 1 << 46 }  // 64 TiB: pthread_create fails
+        let errors = Mutex<[String]>([])
+        override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
+            errors.withLock { $0.append("\(error)") }
+        }
+    }
+
+    @Test func aThreadThatCannotStartClosesThatRequestOnly() throws {
+        let server = try HugeStackServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        for _ in 0..<2 {
+            let c = try client(server.serverAddress)
+            #expect(try c.recv(10).isEmpty)  // closed, not left hanging
+        }
+        #expect(eventually { server.errors.withLock { $0.count } == 2 })
+        #expect(server.errors.withLock { $0.allSatisfy { $0.hasPrefix("start thread:") } })
+        #expect(server.control.isServing)
+        #expect(server.activeThreadCount == 0)
+    }
+}
+
+@Suite("The serving loop survives accept failures")
+struct AcceptFailureTests {
+    /// Fails `getRequest` with the given errors first, then accepts.
+    final class FlakyServer: ThreadingTCPServer {
+        let failures = Mutex<[Errno]>([])
+        let reported = Mutex<[String]>([])
+        override func getRequest() throws -> (Request, SocketAddress) {
+            if let e = failures.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
+                throw SocketError.system(e, operation: "accept", address: nil)
+            }
+            return try super.getRequest()
+        }
+        override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
+            reported.withLock { $0.append("\(request == nil ? "accept" : "request"): \(error)") }
+        }
+    }
+
+    @Test func survivableErrorsAreReportedAndRetried() throws {
+        let server = try FlakyServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        server.failures.withLock { $0 = [.tooManyOpenFiles, .tooManyOpenFilesInSystem, .noBufferSpace, .noMemory, .connectionAborted] }
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        let c = try client(server.serverAddress)  // waits in the backlog through the failures
+        #expect(try roundTrip(c, c.makeReader(), "still here\n") == "still here\n")
+        let reported = server.reported.withLock { $0 }
+        #expect(reported.count == 5)
+        #expect(reported.first == "accept: accept: Too many open files (EMFILE)")
+        #expect(reported.allSatisfy { $0.hasPrefix("accept: ") })
+        #expect(server.socket.fileno >= 0)  // the listener stayed open
+    }
+
+    @Test func backoffGrowsAndShutdownStillReturns() throws {
+        let server = try FlakyServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        server.failures.withLock { $0 = Array(repeating: .tooManyOpenFiles, count: 1000) }
+        try server.serveInBackground(pollInterval: 0.05)
+        let c = try client(server.serverAddress)
+        #expect(eventually { server.reported.withLock { $0.count } >= 3 })
+        server.shutdown()  // not held up by the pause
+        server.serverClose()
+        c.close()
+        // Growing pauses (5, 10, 20 ms, ...): far fewer reports than a busy loop.
+        #expect(server.reported.withLock { $0.count } < 100)
+    }
+}
+
+@Suite("Unix socket files")
+struct UnixSocketFileTests {
+    @Test func staleSocketFileIsReplaced() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let path = dir.file("stale.sock")
+        // A socket file nobody answers on, as a crashed server leaves.
+        let crashed = try Socket(family: .unix, type: .stream)
+        try crashed.bind(to: SocketAddress(unixPath: path))
+        _ = crashed.detach()  // keep the descriptor; only the file matters
+        var st = stat()
+        #expect(lstat(path, &st) == 0)
+        let server = try UnixStreamServer(path, EchoStreamHandler.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        let c = try client(server.serverAddress)
+        #expect(try roundTrip(c, c.makeReader(), "fresh\n") == "fresh\n")
+    }
+
+    @Test func liveServersSocketIsNeverRemoved() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let path = dir.file("live.sock")
+        let first = try ThreadingUnixStreamServer(path, EchoStreamHandler.self)
+        try first.serveInBackground(pollInterval: 0.05)
+        defer { first.shutdown(); first.serverClose() }
+        #expect(throws: SocketError.system(.addressInUse, operation: "bind to", address: path)) {
+            try UnixStreamServer(path, EchoStreamHandler.self)
+        }
+        let c = try client(first.serverAddress)
+        #expect(try roundTrip(c, c.makeReader(), "first\n") == "first\n")
+    }
+
+    @Test func aPathThatIsNotASocketIsNeverRemoved() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let path = dir.file("data.txt")
+        appendLog(path, "precious")
+        #expect(throws: SocketError.self) { try UnixStreamServer(path, EchoStreamHandler.self) }
+        #expect(readLog(path) == "precious\n")
+    }
+
+    @Test func onlyTheSameFileIsRemovedAtClose() throws {
+        let dir = try TempDir()
+        defer { dir.cleanup() }
+        let path = dir.file("moved.sock")
+        let server = try UnixDatagramServer(path, EchoDatagramHandler.self)
+        unlink(path)
+        appendLog(path, "someone else's")  // the path now names another file
+        server.serverClose()
+        #expect(readLog(path) == "someone else's\n")
+        let other = try UnixStreamServer(dir.file("mine.sock"), EchoStreamHandler.self)
+        #expect(access(dir.file("mine.sock"), F_OK) == 0)
+        other.serverClose()
+        #expect(access(dir.file("mine.sock"), F_OK) != 0)
+    }
+}
+
+@Suite("Handlers without a server")
+struct HandlerHarnessTests {
+    @Test func streamHandlerOverASocketpair() throws {
+        let connection = try HandlerHarness.stream(EchoStreamHandler.self)
+        try connection.peer.setTimeout(10)
+        try connection.peer.sendAll(Array("one\ntwo\nno newline".utf8))
+        try connection.peer.shutdown(.write)
+        #expect(try connection.peer.makeReader().readAll() == Array("one\ntwo\nno newline".utf8))
+        try connection.wait()
+        #expect(connection.isFinished)
+    }
+
+    final class Failing: StreamRequestHandler {
+        override func handle() throws { throw TestError() }
+    }
+
+    @Test func handlerErrorsAreRethrownByWait() throws {
+        let connection = try HandlerHarness.stream(Failing.self)
+        #expect(throws: TestError.self) { try connection.wait() }
+    }
+
+    @Test func datagramHandler() throws {
+        #expect(try HandlerHarness.datagram(EchoDatagramHandler.self, packet: Array("ping".utf8)) == Array("ping".utf8))
+        final class Silent: DatagramRequestHandler {}
+        #expect(try HandlerHarness.datagram(Silent.self, packet: [1, 2, 3]) == nil)
+    }
+
+    final class Unbuffered: StreamRequestHandler {
+        override var wbufsize: Int { 0 }
+        override func handle() throws {
+            try wfile.write("hello\n")  // goes out at once, before the handler reads
+            _ = try rfile.readLine()
+            try wfile.write("bye\n")
+        }
+    }
+
+    @Test func unbufferedWriterSendsEachWriteAtOnce() throws {
+        let connection = try HandlerHarness.stream(Unbuffered.self)
+        try connection.peer.setTimeout(10)
+        let reader = connection.peer.makeReader()
+        #expect(try reader.readLine() == Array("hello\n".utf8))
+        try connection.peer.sendAll(Array("go\n".utf8))
+        #expect(try reader.readLine() == Array("bye\n".utf8))
+        try connection.wait()
+    }
+
+    final class Streaming: StreamRequestHandler {
+        override func handle() throws {
+            var block = [UInt8](repeating: 0, count: 64 * 1024)
+            for i in 0..<256 {  // 16 MiB, written while the peer reads slowly
+                block[0] = UInt8(truncatingIfNeeded: i)
+                try wfile.write(block)
+            }
+        }
+    }
+
+    @Test func largeWritesThroughTheHandlerArriveWhole() throws {
+        let connection = try HandlerHarness.stream(Streaming.self)
+        try connection.peer.setTimeout(10)
+        var total = 0
+        var firsts: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let n = try connection.peer.recv(into: &buffer)
+            if n == 0 { break }
+            for k in 0..<n where (total + k) % (64 * 1024) == 0 { firsts.append(buffer[k]) }
+            total += n
+        }
+        #expect(total == 16 << 20)
+        #expect(firsts == (0..<256).map { UInt8($0) })
+        try connection.wait()
+    }
+}
