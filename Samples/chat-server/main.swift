@@ -6,7 +6,7 @@
 // - One `ThreadingMixIn` server; its handler thread per client is that
 //   client's *reader*: it reads lines (at most 4096 bytes) and acts on them.
 // - All shared state (who is online, under which name, and each client's
-//   outbox) is one `Room` behind one `Mutex`. Every event (a join, a line,
+//   outbox) is one `Room` behind one `Locked` (the library's lock). Every event (a join, a line,
 //   a nick change, a departure) is handled entirely under that lock, and
 //   "handled" means *queued* to the outboxes of those who must hear of it,
 //   never sent. So the lock is held only for memory work, and everyone sees
@@ -66,7 +66,7 @@ final class Outbox: Sendable {
     }
 
     let socket: Socket
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let wakeup = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
@@ -206,7 +206,7 @@ struct Room {
 }
 
 final class ChatServer: TCPServer, ThreadingMixIn {
-    let room = Mutex(Room(capacity: 1024))
+    let room = Locked(Room(capacity: 1024))
 }
 
 // MARK: - One client

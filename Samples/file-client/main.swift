@@ -33,7 +33,7 @@ let (host, port) = (args.host, args.port(default: 9998))
 guard let command = args.operands.first else { args.usageError("missing command (put, get or list)") }
 
 /// The temporary file of a download in progress: removed if we are interrupted.
-let partial = Mutex<String?>(nil)
+let partial = Locked<String?>(nil)
 
 // Ctrl-C (SIGINT) or SIGTERM: remove a partial download, exit at once.
 var blocked = sigset_t()

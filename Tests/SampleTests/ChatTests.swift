@@ -145,7 +145,7 @@ final class Chatter {
         let flood = try Chatter(server, nick: "flood")
         #expect(try good.client.line(count: 2).count == 2)  // flood joined, is now flood
         let lineCount = 2600  // ~2.6 MiB in all
-        let received = Mutex<[String]>([])
+        let received = Locked<[String]>([])
         let goodSocket = good.client.socket  // nothing is buffered in good's reader now
         let reading = thread {
             let reader = Client(socket: goodSocket)

@@ -5,7 +5,7 @@ import SocketServer
 import Testing
 
 @Suite struct EchoTests {
-    @Test(arguments: ["threading", "forking", "sync"])
+    @Test(arguments: serverModes)
     func echoesLinesUnchanged(_ mode: String) throws {
         let server = try ServerProcess("echo-server", ["--mode", mode])
         #expect(server.listeningLine == "listening on 127.0.0.1:\(server.port)")
@@ -22,7 +22,7 @@ import Testing
         #expect(try d.line() == "again")
     }
 
-    @Test(arguments: ["threading", "forking", "sync"])
+    @Test(arguments: serverModes)
     func lineTooLong(_ mode: String) throws {
         let server = try ServerProcess("echo-server", ["--mode", mode])
         let c = try server.connect()
@@ -34,7 +34,7 @@ import Testing
         #expect(c.isClosedByServer())
     }
 
-    @Test(arguments: ["threading", "forking", "sync"])
+    @Test(arguments: serverModes)
     func unixSocket(_ mode: String) throws {
         let dir = try TempDir()
         let path = dir.file("echo.sock")
@@ -62,7 +62,7 @@ import Testing
         #expect(fileExists(path))
     }
 
-    @Test(arguments: ["threading", "forking", "sync"])
+    @Test(arguments: serverModes)
     func sigtermServesThenCloses(_ mode: String) throws {
         let server = try ServerProcess("echo-server", ["--mode", mode])
         let c = try server.connect()

@@ -426,3 +426,11 @@ func eventually(timeout: Double = 10, _ condition: () throws -> Bool) rethrows -
         pause(0.02)
     }
 }
+
+/// Whether this test binary runs under the thread sanitizer, which does
+/// not support fork() in a process with threads (its children hang): the
+/// forking cases are left out there and run in the plain `swift test`.
+let underThreadSanitizer: Bool = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil
+
+/// The `--mode` values to test: all three, less forking under the thread sanitizer.
+let serverModes = underThreadSanitizer ? ["threading", "sync"] : ["threading", "forking", "sync"]

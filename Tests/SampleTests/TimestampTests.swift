@@ -13,7 +13,7 @@ func isStamped(_ line: String, _ rest: String) -> Bool {
 }
 
 @Suite struct TimestampTests {
-    @Test(arguments: ["threading", "forking", "sync"])
+    @Test(arguments: serverModes)
     func stampsEveryLine(_ mode: String) throws {
         let server = try ServerProcess("timestamp-server", ["--mode", mode])
         #expect(server.listeningLine == "listening on 127.0.0.1:\(server.port)")
@@ -48,7 +48,7 @@ func isStamped(_ line: String, _ rest: String) -> Bool {
         #expect(c.isClosedByServer())
     }
 
-    @Test(arguments: ["threading", "forking", "sync"])
+    @Test(arguments: serverModes)
     func udp(_ mode: String) throws {
         let server = try ServerProcess("timestamp-server", ["--udp", "--mode", mode])
         let s = try Socket(family: .inet, type: .datagram)

@@ -63,7 +63,7 @@ struct ErrorHandlingTests {
         }
     }
 
-    @Test(arguments: ["sync", "threading", "forking"])
+    @Test(arguments: underThreadSanitizer ? ["sync", "threading"] : ["sync", "threading", "forking"])
     func handlerErrorReachesHandleError(_ mode: String) throws {
         let dir = try TempDir()
         defer { dir.cleanup() }
@@ -100,7 +100,7 @@ struct ErrorHandlingTests {
     }
 
     final class RecordingServer: ThreadingTCPServer {
-        let errors = Mutex<[String]>([])
+        let errors = Locked<[String]>([])
         override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
             errors.withLock { $0.append("\(error)") }
         }
@@ -123,7 +123,7 @@ struct ErrorHandlingTests {
 @Suite("Requests: verify, shutdown, threads, children")
 struct RequestFlowTests {
     final class VerifyingServer: TCPServer, ThreadingMixIn {
-        let events = Mutex<[String]>([])
+        let events = Locked<[String]>([])
         let servingThread = Atomic<Int32>(0)
         let verifyThread = Atomic<Int32>(0)
         override func serviceActions() {
@@ -196,7 +196,8 @@ struct RequestFlowTests {
         }
     }
 
-    @Test func maxChildrenHoldsUnderABurst() throws {
+    @Test(.disabled(if: underThreadSanitizer, "fork() under the thread sanitizer hangs the child"))
+    func maxChildrenHoldsUnderABurst() throws {
         let server = try BoundedForking(("127.0.0.1", 0), EchoStreamHandler.self)
         try server.serveInBackground(pollInterval: 0.01)
         defer { server.shutdown(); server.serverClose() }
@@ -223,8 +224,8 @@ struct RequestFlowTests {
     }
 
     final class TracingServer: ThreadingTCPServer {
-        let inodes = Mutex<Set<UInt64>>([])
-        let threads = Mutex<Set<Int32>>([])
+        let inodes = Locked<Set<UInt64>>([])
+        let threads = Locked<Set<Int32>>([])
     }
 
     @Test func thousandConnectionsLeaveNoDescriptorOrThread() throws {
@@ -250,7 +251,7 @@ struct RequestFlowTests {
 
     final class HugeStackServer: ThreadingTCPServer {
         override var threadStackSize: Int { 1 << 46 }  // 64 TiB: pthread_create fails
-        let errors = Mutex<[String]>([])
+        let errors = Locked<[String]>([])
         override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
             errors.withLock { $0.append("\(error)") }
         }
@@ -275,8 +276,8 @@ struct RequestFlowTests {
 struct AcceptFailureTests {
     /// Fails `getRequest` with the given errors first, then accepts.
     final class FlakyServer: ThreadingTCPServer {
-        let failures = Mutex<[Errno]>([])
-        let reported = Mutex<[String]>([])
+        let failures = Locked<[Errno]>([])
+        let reported = Locked<[String]>([])
         override func getRequest() throws -> (Request, SocketAddress) {
             if let e = failures.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
                 throw SocketError.system(e, operation: "accept", address: nil)

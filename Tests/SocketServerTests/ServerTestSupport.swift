@@ -63,6 +63,11 @@ func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
     return condition()
 }
 
+/// Whether this test binary runs under the thread sanitizer, which does
+/// not support fork() in a process with threads (its children hang): the
+/// forking cases are left out there and run in the plain `swift test`.
+let underThreadSanitizer: Bool = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil
+
 /// Is ::1 usable on this machine?
 let ipv6Loopback: Bool = {
     guard Socket.hasIPv6, let s = try? Socket(family: .inet6, type: .stream) else { return false }

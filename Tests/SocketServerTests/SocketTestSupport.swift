@@ -140,7 +140,7 @@ enum SockKit {
     /// the files created through `file(_:)`.
     final class TempDir: @unchecked Sendable {
         let path: String
-        private let names = Mutex<[String]>([])
+        private let names = Locked<[String]>([])
 
         init() throws {
             var template = Array("/tmp/socktest-XXXXXX".utf8CString)

@@ -61,7 +61,7 @@ public enum HandlerHarness {
 public final class HandlerConnection: Sendable {
     /// The test's end of the connection.
     public let peer: Socket
-    let outcome = ConditionLock<Result<Void, any Error>?>(nil)
+    let outcome = Locked<Result<Void, any Error>?>(nil)
 
     init(peer: Socket) { self.peer = peer }
 
@@ -70,7 +70,7 @@ public final class HandlerConnection: Sendable {
     /// if it is still running.
     public func wait(timeout: Double = 10) throws {
         let deadline = Sys.monotonicNanos() &+ nanos(fromSeconds: timeout)
-        guard outcome.wait(until: deadline, for: { $0 != nil }) else {
+        guard outcome.wait(deadline: deadline, for: { $0 != nil }) else {
             throw SocketError.timeout(operation: "wait for handler", address: nil)
         }
         try outcome.withLock { $0 }!.get()

@@ -73,18 +73,29 @@ private final class ThreadBody: Sendable {
     init(_ run: @escaping @Sendable () -> Void) { self.run = run }
 }
 
-/// A mutex with a condition variable (`pthread_mutex_t` + `pthread_cond_t`),
-/// for waits that `Synchronization.Mutex` cannot express. Its state lives
-/// in the protected value; every access holds the lock.
-final class ConditionLock<State>: @unchecked Sendable {
-    // @unchecked: `state` is only touched with `mutex` held (see `withLock`
-    // and `wait`), which is what makes this type safe to share.
+/// A value guarded by a lock, with a condition to wait on: for the state
+/// that a server's handler threads share (Python's `threading.Lock` and
+/// `Condition` in one).
+///
+/// ```swift
+/// let clients = Locked<[String: Socket]>([:])
+/// clients.withLock { $0[name] = connection }
+/// ```
+///
+/// Built on `pthread_mutex_t` and `pthread_cond_t` rather than
+/// `Synchronization.Mutex`: on Linux the thread sanitizer does not see
+/// `Mutex`'s futex, and reports every contended use as a race. With
+/// `Locked`, `swift test --sanitize=thread` checks your handlers' shared
+/// state for real.
+public final class Locked<Value>: @unchecked Sendable {
+    // @unchecked: `value` is only touched with `mutex` held (`withLock`,
+    // `update`, `wait`), which is what makes this type safe to share.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let cond: UnsafeMutablePointer<pthread_cond_t>
-    private var state: State
+    private var value: Value
 
-    init(_ initial: State) {
-        state = initial
+    public init(_ initial: Value) {
+        value = initial
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         pthread_mutex_init(mutex, nil)
@@ -106,30 +117,38 @@ final class ConditionLock<State>: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func withLock<R>(_ body: (inout State) throws -> R) rethrows -> R {
+    /// Runs `body` with the value, the lock held.
+    public func withLock<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body(&state)
+        return try body(&value)
     }
 
-    /// Changes the state and wakes every waiter.
-    func update<R>(_ body: (inout State) throws -> R) rethrows -> R {
+    /// Changes the value, the lock held, and wakes every ``wait(timeout:until:)``.
+    public func update<R>(_ body: (inout Value) throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer {
             pthread_cond_broadcast(cond)
             pthread_mutex_unlock(mutex)
         }
-        return try body(&state)
+        return try body(&value)
     }
 
-    /// Waits until `condition` holds or the deadline (monotonic nanoseconds,
-    /// nil: none) passes; returns whether it holds.
+    /// Waits until `condition` holds (checked after each ``update(_:)``) or
+    /// `timeout` seconds pass (nil: no limit); returns whether it holds.
     @discardableResult
-    func wait(until deadline: UInt64? = nil, for condition: (State) -> Bool) -> Bool {
+    public func wait(timeout: Double? = nil, until condition: (Value) -> Bool) -> Bool {
+        wait(deadline: timeout.map { Sys.monotonicNanos() &+ nanos(fromSeconds: $0) }, for: condition)
+    }
+
+    /// As ``wait(timeout:until:)``, with a deadline in monotonic nanoseconds.
+    @discardableResult
+    func wait(deadline: UInt64?, for condition: (Value) -> Bool) -> Bool {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        while !condition(state) {
+        while !condition(value) {
             if let deadline {
+                if Sys.monotonicNanos() >= deadline { return condition(value) }
                 #if os(Linux)
                 var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
                 #else
@@ -139,7 +158,6 @@ final class ConditionLock<State>: @unchecked Sendable {
                 let wall = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_usec) * 1000 + left
                 var ts = timespec(tv_sec: Int(wall / 1_000_000_000), tv_nsec: Int(wall % 1_000_000_000))
                 #endif
-                if Sys.monotonicNanos() >= deadline { return condition(state) }
                 pthread_cond_timedwait(cond, mutex, &ts)
             } else {
                 pthread_cond_wait(cond, mutex)

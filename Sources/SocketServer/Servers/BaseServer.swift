@@ -65,7 +65,7 @@ public enum Request: Sendable {
 /// Threads: the server's own state (its address, time-out, lifecycle,
 /// workers) is behind locks and atomics, so its methods may be called from
 /// handler threads and ``shutdown()`` from anywhere. A subclass that adds
-/// state shared by handler threads must guard it (a `Mutex`), as in
+/// state shared by handler threads must guard it (``Locked``), as in
 /// Python. `BaseServer` is not declared `Sendable`: an open class can only
 /// be `@unchecked Sendable`, and that would make every one-line subclass
 /// restate it. To control a server from another thread, use its
@@ -85,20 +85,20 @@ open class BaseServer: ServerClosing {
     /// The handler class instantiated for each request (Python's `RequestHandlerClass`).
     public let handlerType: BaseRequestHandler.Type
     let model: Model
-    private let addressStorage: Mutex<SocketAddress>
-    private let timeoutStorage = Mutex<Double?>(nil)
+    private let addressStorage: Locked<SocketAddress>
+    private let timeoutStorage = Locked<Double?>(nil)
     private let acceptBackoffNanos = Atomic<UInt64>(0)
-    let workers = ConditionLock(Workers())
+    let workers = Locked(Workers())
     /// The serving loop's state, shareable with other threads.
     public let control: ServerControl
-    private var lifecycle: ConditionLock<ServerControl.Lifecycle> { control.lifecycle }
+    private var lifecycle: Locked<ServerControl.Lifecycle> { control.lifecycle }
     private var wakeup: Wakeup { control.wakeup }
 
     /// A server that has no socket of its own (Python's `BaseServer`);
     /// subclasses such as ``TCPServer`` add one.
     public init(serverAddress: SocketAddress, handler: BaseRequestHandler.Type) throws {
         self.handlerType = handler
-        self.addressStorage = Mutex(serverAddress)
+        self.addressStorage = Locked(serverAddress)
         self.control = try ServerControl()
         let me: AnyClass = Self.self
         if me is any ThreadingMixIn.Type {
@@ -209,7 +209,7 @@ open class BaseServer: ServerClosing {
                 control.lifecycle.update { $0.failed = true }
             }
         }
-        lifecycle.wait { $0.serving || $0.failed || $0.closed }
+        lifecycle.wait(deadline: nil) { $0.serving || $0.failed || $0.closed }
         return control
     }
 
@@ -371,7 +371,7 @@ open class BaseServer: ServerClosing {
         let graceful = lifecycle.withLock { s in s.gracefulThread.map { pthread_equal($0, me) == 0 } ?? false }
         if graceful {
             // Another thread is closing gracefully (a signal): wait for it.
-            lifecycle.wait { $0.gracefulThread == nil }
+            lifecycle.wait(deadline: nil) { $0.gracefulThread == nil }
             return
         }
         let deadline: UInt64? = lifecycle.update { s in
@@ -386,7 +386,7 @@ open class BaseServer: ServerClosing {
         guard blockOnClose else { return }
         switch model {
         case .sync: break
-        case .threads: workers.wait(until: deadline) { $0.tracked == 0 }
+        case .threads: workers.wait(deadline: deadline) { $0.tracked == 0 }
         case .processes:
             if let deadline { _ = reapChildren(until: deadline) } else { collectChildren(blocking: true) }
         }
@@ -412,7 +412,7 @@ open class BaseServer: ServerClosing {
         }
         guard started else {
             // Already done, or under way in another thread: wait for it.
-            lifecycle.wait { $0.gracefulThread == nil }
+            lifecycle.wait(deadline: nil) { $0.gracefulThread == nil }
             return
         }
         wakeup.signal()
@@ -421,7 +421,7 @@ open class BaseServer: ServerClosing {
         var done = true
         switch model {
         case .sync, .threads:
-            done = workers.wait(until: deadline) { $0.threads == 0 && $0.inline == 0 }
+            done = workers.wait(deadline: deadline) { $0.threads == 0 && $0.inline == 0 }
             if !done {
                 let open = workers.withLock { Array($0.connections.values) }
                 for s in open { try? s.shutdown(.both) }
@@ -624,7 +624,7 @@ public final class ServerControl: Sendable {
         var gracefulDone = false
     }
 
-    let lifecycle = ConditionLock(Lifecycle())
+    let lifecycle = Locked(Lifecycle())
     let shutdownFlag = Atomic<Bool>(false)
     let wakeup: Wakeup
 
@@ -644,7 +644,7 @@ public final class ServerControl: Sendable {
             return true
         }
         wakeup.signal()
-        if mustWait { lifecycle.wait { !$0.serving } }
+        if mustWait { lifecycle.wait(deadline: nil) { !$0.serving } }
     }
 }
 

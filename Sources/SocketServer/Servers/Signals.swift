@@ -12,8 +12,8 @@ import Synchronization
 /// reads it and runs the registered actions.
 enum SignalWatcher {
     private static let pipeWrite = Atomic<Int32>(-1)
-    private static let actions = Mutex<[Int32: [@Sendable (Int32) -> Void]]>([:])
-    private static let started = Mutex<Bool>(false)
+    private static let actions = Locked<[Int32: [@Sendable (Int32) -> Void]]>([:])
+    private static let started = Locked<Bool>(false)
     /// The signals we handle, as a bit mask: read lock-free in a forked child.
     private static let installed = Atomic<UInt64>(0)
 

@@ -73,7 +73,7 @@ open class UnixDatagramServer: UDPServer {
 /// inode), so that only that file is ever removed.
 final class UnixSocketFile: Sendable {
     private struct Identity: Sendable { var path: String; var device: UInt64; var inode: UInt64 }
-    private let identity = Mutex<Identity?>(nil)
+    private let identity = Locked<Identity?>(nil)
 
     /// Removes `address`'s file if it is a socket nobody answers on.
     func removeIfStale(_ address: SocketAddress, type: SocketType) throws {
