@@ -448,3 +448,64 @@ struct HandlerHarnessTests {
         try connection.wait()
     }
 }
+
+@Suite("Hostile clients")
+struct HostileClientTests {
+    final class TimedEcho: StreamRequestHandler {
+        override var timeout: Double? { 0.3 }
+        override func handle() throws {
+            while let line = try rfile.readLine() { try wfile.write(line) }
+        }
+    }
+
+    final class RecordingEchoServer: ThreadingTCPServer {
+        let errors = Locked<[String]>([])
+        override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
+            errors.withLock { $0.append("\(error)") }
+        }
+    }
+
+    /// Sends one byte at a time, each after waiting up to `step` for the
+    /// server to close; returns how many bytes went out before it did.
+    func trickle(_ c: Socket, step: Int32, limit: Int) throws -> Int {
+        for sent in 0..<limit {
+            if Sys.poll(c.fileno, Int16(POLLIN), step) > 0 { return sent }
+            do { try c.sendAll([0x61]) } catch { return sent }
+        }
+        return limit
+    }
+
+    @Test func silentClientIsClosedAtTheDeadline() throws {
+        let server = try RecordingEchoServer(("127.0.0.1", 0), TimedEcho.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        let c = try client(server.serverAddress)
+        #expect(try c.recv(10).isEmpty)  // closed by the server, not by our 10 s time-out
+        #expect(eventually { server.activeThreadCount == 0 })
+        #expect(server.errors.withLock { $0 } == ["recv: timed out"])
+    }
+
+    @Test func tricklingClientIsClosedAtTheDeadline() throws {
+        let server = try RecordingEchoServer(("127.0.0.1", 0), TimedEcho.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        let c = try client(server.serverAddress)
+        // A byte every 50 ms never lets a per-recv 0.3 s time-out fire; the
+        // per-line deadline does. 400 steps is 20 s: far past the deadline.
+        let sent = try trickle(c, step: 50, limit: 400)
+        #expect(sent < 400)
+        #expect(eventually { server.activeThreadCount == 0 })
+        #expect(server.errors.withLock { $0 } == ["recv: timed out"])
+    }
+
+    @Test func aClientThatKeepsSendingLinesIsNotCut() throws {
+        let server = try RecordingEchoServer(("127.0.0.1", 0), TimedEcho.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        let c = try client(server.serverAddress)
+        let r = c.makeReader()
+        for i in 0..<20 {  // each line well within the time-out
+            #expect(try roundTrip(c, r, "line \(i)\n") == "line \(i)\n")
+        }
+    }
+}

@@ -20,6 +20,7 @@ struct SocketTimeoutTests {
         #expect(s.timeout == nil)
         #expect(s.isBlocking)
         #expect(!isNonBlocking(s))
+        #expect(try s.getOption(.receiveTimeout) == nil)
 
         try s.setTimeout(0)
         #expect(s.timeout == 0)
@@ -29,8 +30,11 @@ struct SocketTimeoutTests {
         try s.setTimeout(2.5)
         #expect(s.timeout == 2.5)
         #expect(s.isBlocking)
-        // A deadline is kept with poll(2): the descriptor is non-blocking.
-        #expect(isNonBlocking(s))
+        // The kernel keeps the time (SO_RCVTIMEO/SO_SNDTIMEO): the
+        // descriptor stays blocking.
+        #expect(!isNonBlocking(s))
+        #expect(try s.getOption(.receiveTimeout) == 2.5)
+        #expect(try s.getOption(.sendTimeout) == 2.5)
 
         try s.setTimeout(nil)
         #expect(s.timeout == nil)

@@ -26,7 +26,9 @@ open class StreamRequestHandler: BaseRequestHandler {
     open var wbufsize: Int { SocketWriter.defaultBufferSize }
     /// A time-out in seconds for every call on the connection; nil: none.
     /// A peer that stays silent past it ends the handler with
-    /// ``SocketError/timeout(operation:address:)``.
+    /// ``SocketError/timeout(operation:address:)``; so does one that trickles
+    /// a line slower than that: the time-out covers a whole
+    /// `rfile.readLine`, not each `recv` (slowloris).
     open var timeout: Double? { nil }
     /// Sets TCP_NODELAY on the connection.
     open var disableNagleAlgorithm: Bool { false }

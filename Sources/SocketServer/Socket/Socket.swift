@@ -170,9 +170,19 @@ public final class Socket: Sendable, CustomStringConvertible {
 
     private func setTimeoutNanos(_ n: Int64) throws {
         let fd = try fd("set time-out")
-        // Python's model: any time-out keeps the descriptor non-blocking and
-        // waits with poll(2), so a deadline can cover the whole call.
-        if Sys.setNonBlocking(fd, n >= 0) < 0 { throw SocketError.fromErrno("set time-out") }
+        let old = timeoutNanos.load(ordering: .relaxed)
+        // A time-out keeps the descriptor blocking and lets the kernel keep
+        // the time (SO_RCVTIMEO/SO_SNDTIMEO): one system call per receive,
+        // where non-blocking I/O with poll(2) would take three whenever the
+        // peer is not ahead of us. Only non-blocking mode (0) sets O_NONBLOCK.
+        if (old == 0) != (n == 0) {
+            if Sys.setNonBlocking(fd, n == 0) < 0 { throw SocketError.fromErrno("set time-out") }
+        }
+        if n > 0 || old > 0 {
+            let seconds: Double? = n > 0 ? Double(n) / 1e9 : nil
+            try setOption(.receiveTimeout, seconds)
+            try setOption(.sendTimeout, seconds)
+        }
         timeoutNanos.store(n, ordering: .relaxed)
     }
 
@@ -184,29 +194,36 @@ public final class Socket: Sendable, CustomStringConvertible {
 
     // MARK: - The one syscall loop
 
-    /// Runs `body` until it succeeds, retrying EINTR and, under a time-out,
-    /// waiting for `events` until the deadline. `deadline` is shared by the
-    /// calls of one operation (sendAll) and set on first need.
+    /// Runs `body` until it succeeds, retrying EINTR. A time-out shows as
+    /// EAGAIN from the blocking descriptor (the kernel kept the time) and is
+    /// thrown as ``SocketError/timeout(operation:address:)``; in non-blocking
+    /// mode EAGAIN is thrown as it is (`Errno.wouldBlock`).
+    ///
+    /// `deadline` (monotonic nanoseconds, 0: none yet) is shared by the
+    /// system calls of one operation made of several (`sendAll`, a stream's
+    /// `readLine`): once it has passed, the next call is not made. Each call
+    /// waits at most the time-out, so such an operation ends within twice it.
     @inline(__always)
     func io<T: BinaryInteger>(_ operation: StaticString, events: Int16, address: SocketAddress? = nil,
                               deadline: inout UInt64, _ body: (Int32) -> T) throws -> T {
         let fd = try fd("\(operation)")
+        let t = timeoutNanos.load(ordering: .relaxed)
+        if t > 0 {
+            if deadline == 0 {
+                deadline = Sys.monotonicNanos() &+ UInt64(t)
+            } else if Sys.monotonicNanos() >= deadline {
+                throw SocketError.timeout(operation: "\(operation)", address: address?.description)
+            }
+        }
         while true {
             let r = body(fd)
             if r >= 0 { return r }
             let e = Sys.errno
             if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK {
-                let t = timeoutNanos.load(ordering: .relaxed)
-                if t > 0 {
-                    if deadline == 0 { deadline = Sys.monotonicNanos() &+ UInt64(t) }
-                    try wait(fd, events, until: deadline, operation: "\(operation)", address: address)
-                    continue
-                }
-                if t < 0 {
-                    // A blocking socket says EAGAIN only when SO_RCVTIMEO/SO_SNDTIMEO ran out.
-                    throw SocketError.timeout(operation: "\(operation)", address: address?.description)
-                }
+            if (e == EAGAIN || e == EWOULDBLOCK) && t != 0 {
+                // A blocking socket says EAGAIN only when SO_RCVTIMEO or
+                // SO_SNDTIMEO (ours, or the caller's own) ran out.
+                throw SocketError.timeout(operation: "\(operation)", address: address?.description)
             }
             throw SocketError.system(Errno(e), operation: "\(operation)", address: address?.description)
         }
@@ -294,10 +311,14 @@ public final class Socket: Sendable, CustomStringConvertible {
 
     private func connectCode(_ address: SocketAddress) throws -> Int32 {
         let fd = try fd("connect to \(address)")
+        let t = timeoutNanos.load(ordering: .relaxed)
+        // Under a time-out the descriptor is blocking (see setTimeout); the
+        // connect alone runs non-blocking, waited for with poll(2).
+        if t > 0 { _ = Sys.setNonBlocking(fd, true) }
+        defer { if t > 0 { _ = Sys.setNonBlocking(fd, false) } }
         let r = address.withSockAddr { Glibc_or_Darwin_connect(fd, $0, $1) }
         if r == 0 { return 0 }
         let e = Sys.errno
-        let t = timeoutNanos.load(ordering: .relaxed)
         // EINTR: the connection goes on in the background; wait for it as
         // for EINPROGRESS (what CPython does too).
         guard e == EINTR || (e == EINPROGRESS && t != 0) else { return e }
@@ -333,6 +354,15 @@ public final class Socket: Sendable, CustomStringConvertible {
         var deadline: UInt64 = 0
         return try io("recv", events: Int16(POLLIN), deadline: &deadline) { fd in
             Glibc_or_Darwin_recv(fd, buffer.baseAddress, buffer.count, flags)
+        }
+    }
+
+    /// Receives into `buffer` under a deadline shared by the calls of one
+    /// stream operation (see ``io(_:events:address:deadline:_:)``).
+    func recv(into buffer: UnsafeMutableRawBufferPointer, deadline: inout UInt64) throws -> Int {
+        if buffer.isEmpty { _ = try fd("recv"); return 0 }
+        return try io("recv", events: Int16(POLLIN), deadline: &deadline) { fd in
+            Glibc_or_Darwin_recv(fd, buffer.baseAddress, buffer.count, 0)
         }
     }
 

@@ -54,6 +54,11 @@ public final class SocketReader {
     private var scanned = 0
     private var atEOF = false
     private var closed = false
+    /// The deadline of the read call in progress under a socket time-out
+    /// (monotonic nanoseconds; 0 until the call first has to wait). One
+    /// deadline covers a whole `readLine`, so a peer that trickles a byte
+    /// at a time cannot keep a line open past the time-out (slowloris).
+    private var callDeadline: UInt64 = 0
 
     /// A writer whose pending bytes are sent before this reader would block,
     /// so replies batched while input was already buffered are never held
@@ -141,6 +146,7 @@ public final class SocketReader {
 
     /// The buffer range of the next line, consumed; nil at end of file.
     private func nextLine(maxLength: Int) throws -> Range<Int>? {
+        callDeadline = 0
         guard maxLength >= 0 else { throw SocketError.invalidArgument("negative line limit \(maxLength)") }
         let limit = maxLength &+ 1  // room for the LF
         while true {
@@ -172,6 +178,7 @@ public final class SocketReader {
 
     /// Reads `count` bytes, fewer only at end of file (Python's `read(n)`).
     public func read(_ count: Int) throws -> [UInt8] {
+        callDeadline = 0
         if closed { throw SocketError.closed(operation: "read") }
         guard count >= 0 else { throw SocketError.invalidArgument("negative count \(count)") }
         var result: [UInt8] = []
@@ -228,6 +235,7 @@ public final class SocketReader {
     /// Returns up to `maxCount` bytes: what is buffered, or else what one
     /// `recv` brings; empty only at end of file (Python's `read1`).
     public func readSome(_ maxCount: Int) throws -> [UInt8] {
+        callDeadline = 0
         if closed { throw SocketError.closed(operation: "read") }
         guard maxCount > 0 else { return [] }
         if start == end && !atEOF { try fill(atLeast: 1) }
@@ -240,6 +248,7 @@ public final class SocketReader {
 
     /// Like ``readSome(_:)``, into `buffer`; returns the count, 0 at end of file.
     public func readSome(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        callDeadline = 0
         if closed { throw SocketError.closed(operation: "read") }
         guard buffer.count > 0 else { return 0 }
         if start == end {
@@ -260,6 +269,7 @@ public final class SocketReader {
     /// Returns the buffered bytes without consuming them (at most `maxCount`),
     /// filling the buffer first if it is empty (Python's `peek`).
     public func peek(_ maxCount: Int = Int.max) throws -> [UInt8] {
+        callDeadline = 0
         if closed { throw SocketError.closed(operation: "peek") }
         if start == end && !atEOF { try fill(atLeast: 1) }
         let n = min(end - start, maxCount)
@@ -346,6 +356,6 @@ public final class SocketReader {
             }
             try writer.flush()
         }
-        return try socket.recv(into: buffer)
+        return try socket.recv(into: buffer, deadline: &callDeadline)
     }
 }
