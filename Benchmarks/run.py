@@ -59,6 +59,15 @@ def make_servers(args):
         Server("echo-server-sync", "echo-server (sync)", [echo, "--mode", "sync"], echo,
                max_conns=1),
     ]
+    # Opt-in: another build of echo-server, to measure a change before and
+    # after in one run (--baseline-bin PATH, then --servers ...,echo-server-baseline).
+    # BENCH_EXTRA="name=path,name=path": more echo-server builds to compare.
+    for item in filter(None, os.environ.get("BENCH_EXTRA", "").split(",")):
+        name, path = item.split("=", 1)
+        servers.append(Server(name, name, [path, "--mode", "threading"], path))
+    if args.baseline_bin:
+        servers.append(Server("echo-server-baseline", "echo-server (baseline)",
+                              [args.baseline_bin, "--mode", "threading"], args.baseline_bin))
     return {s.name: s for s in servers}
 
 
@@ -496,6 +505,8 @@ def parse_args():
                    help="epoll threads of the load generator for rr C>1 (default: CPUs, max 4)")
     p.add_argument("--echo-server-bin", default=str(ROOT / ".build" / "release" / "echo-server"),
                    help="the project's echo-server (empty: skip it); set by run.sh")
+    p.add_argument("--baseline-bin", default=env("BENCH_BASELINE_BIN", ""),
+                   help="another echo-server build, offered as server echo-server-baseline")
     p.add_argument("--nio-bin", default=str(HERE / ".build" / "release" / "nio-echo-server"),
                    help="nio-echo-server (empty: skip it); set by run.sh")
     p.add_argument("--c-bin-dir", default=str(HERE / ".build-c"),

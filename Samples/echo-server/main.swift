@@ -21,6 +21,8 @@ let usage = """
 
 final class EchoHandler: StreamRequestHandler {
     override var timeout: Double? { 300 }
+    // Replies are already batched by wfile; don't let Nagle hold them back.
+    override var disableNagleAlgorithm: Bool { true }
 
     override func handle() throws {
         try answeringLongLines {

@@ -399,6 +399,11 @@ public final class Socket: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Sends every byte of an array (Python's `sendall`).
+    public func sendAll(_ bytes: [UInt8], flags: Int32 = 0) throws {
+        try bytes.withUnsafeBytes { try sendAll($0, flags: flags) }
+    }
+
     /// Sends every byte (Python's `sendall`).
     public func sendAll<Bytes: Sequence<UInt8>>(_ bytes: Bytes, flags: Int32 = 0) throws {
         try withBytes(bytes) { try sendAll($0, flags: flags) }

@@ -36,8 +36,12 @@ public enum StreamError: Error, Sendable, Equatable, CustomStringConvertible {
 ///
 /// Not for concurrent use from several threads.
 public final class SocketReader {
-    /// The default buffer size: one `recv` asks for up to this many bytes.
-    public static let defaultBufferSize = 16 * 1024
+    /// The default refill size: one `recv` asks for up to this many bytes
+    /// (the buffer starts at 2 KiB and grows to it while the peer is ahead).
+    public static let defaultBufferSize = 64 * 1024
+    /// The size of the first buffer; it doubles up to the refill size while
+    /// receives fill it.
+    static let initialCapacity = 2048
     /// The default maximum line length for ``readLine(maxLength:)``, not counting the LF.
     public static let defaultMaxLineLength = 65536
 
@@ -54,6 +58,8 @@ public final class SocketReader {
     private var scanned = 0
     private var atEOF = false
     private var closed = false
+    /// Whether the last receive filled all the room there was.
+    private var lastReceiveFilled = false
     /// The deadline of the read call in progress under a socket time-out
     /// (monotonic nanoseconds; 0 until the call first has to wait). One
     /// deadline covers a whole `readLine`, so a peer that trickles a byte
@@ -85,7 +91,10 @@ public final class SocketReader {
         atEOF = true
     }
 
-    deinit { storage?.deallocate() }
+    deinit {
+        pairedWriter?.pairedReader = nil
+        storage?.deallocate()
+    }
 
     /// How many bytes are buffered and not yet read.
     public var bufferedCount: Int { end - start }
@@ -103,6 +112,7 @@ public final class SocketReader {
         storage = nil
         capacity = 0
         start = 0; end = 0; scanned = 0
+        pairedWriter?.pairedReader = nil
         pairedWriter = nil
     }
 
@@ -313,30 +323,48 @@ public final class SocketReader {
     /// the refill size, whichever is larger.
     private func fill(atLeast want: Int) throws {
         if storage == nil {
-            capacity = bufferSize
+            // Start small: an idle or chatty connection needs little, and
+            // small buffers pack densely (ten thousand idle connections).
+            capacity = min(bufferSize, SocketReader.initialCapacity)
             storage = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 16)
+        } else if lastReceiveFilled && capacity < bufferSize {
+            // The last receive filled the buffer: the peer is ahead of us,
+            // so read in bigger pieces, up to the refill size.
+            resize(to: min(capacity * 2, bufferSize))
         }
         if end == capacity {
             if start > 0 {
-                let n = end - start
-                (storage! as UnsafeMutableRawPointer).copyMemory(from: storage! + start, byteCount: n)
-                scanned -= start
-                start = 0
-                end = n
+                resize(to: capacity)  // compact
             } else {
                 let bound = max(bufferSize, want)
                 let newCapacity = min(max(capacity * 2, capacity + bufferSize), bound)
                 guard newCapacity > capacity else { return }
-                let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
-                grown.copyMemory(from: storage!, byteCount: end)
-                storage!.deallocate()
-                storage = grown
-                capacity = newCapacity
+                resize(to: newCapacity)
             }
         }
-        let n = try receive(into: UnsafeMutableRawBufferPointer(start: storage! + end, count: capacity - end))
+        let space = capacity - end
+        let n = try receive(into: UnsafeMutableRawBufferPointer(start: storage! + end, count: space))
+        lastReceiveFilled = n == space
         if n == 0 { atEOF = true }
         end += n
+    }
+
+    /// Moves the unread bytes to the front of a buffer of `newCapacity`
+    /// bytes (the same one when the size does not change).
+    private func resize(to newCapacity: Int) {
+        let n = end - start
+        if newCapacity == capacity {
+            if start > 0 { storage!.copyMemory(from: storage! + start, byteCount: n) }
+        } else {
+            let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+            grown.copyMemory(from: storage! + start, byteCount: n)
+            storage!.deallocate()
+            storage = grown
+            capacity = newCapacity
+        }
+        scanned -= start
+        start = 0
+        end = n
     }
 
     /// One receive from the socket. If a paired writer holds bytes, they are
