@@ -22,8 +22,14 @@ let package = Package(
         .executableTarget(name: $0, dependencies: ["SampleSupport", "SocketServer"], path: "Samples/\($0)")
     } + [
         // Starts the built samples and talks to them; depends on them so they are built first.
-        .testTarget(name: "SampleTests", dependencies: ["SocketServer"] + samples.map { .target(name: $0) },
+        .testTarget(name: "SampleTests", dependencies: ["SocketServer", "SampleSupport"] + samples.map { .target(name: $0) },
                     path: "Tests/SampleTests"),
+        // Fuzz targets (Fuzz/README.md): libFuzzer binaries when built by
+        // Fuzz/run.sh (-sanitize=fuzzer -DFUZZING), corpus replayers otherwise.
+        // Targets, not products: nothing for users of the package.
+        .target(name: "CFuzzer", path: "Fuzz/CFuzzer"),
+        .executableTarget(name: "fuzz-readline", dependencies: ["SampleSupport", "CFuzzer"], path: "Fuzz/readline"),
+        .executableTarget(name: "fuzz-file-request", dependencies: ["SampleSupport", "CFuzzer"], path: "Fuzz/file-request"),
     ],
     swiftLanguageModes: [.v6]
 )

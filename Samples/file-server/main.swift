@@ -47,17 +47,15 @@ struct Refusal: Error {
     static let badRequest = Refusal(reason: "bad request")
 }
 
+extension Refusal {
+    /// The reply to a header FileRequest.parse refused.
+    init(_ error: FileRequestError) { self.init(reason: error.reason) }
+}
+
 /// The served directory, opened once; every file operation is relative to it.
 struct Store: Sendable {
     let fd: Int32
     let maxSize: UInt64
-
-    /// Whether NAME is acceptable: 1 to 255 bytes of printable ASCII, no
-    /// space, `/` or `\`, not starting with `.`.
-    static func isValid(_ name: Substring.UTF8View) -> Bool {
-        (1...255).contains(name.count) && name.first != UInt8(ascii: ".")
-            && name.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") && $0 != UInt8(ascii: "\\") }
-    }
 
     /// Whether anything at all is called NAME.
     func exists(_ name: String) -> Bool {
@@ -93,7 +91,7 @@ struct Store: Sendable {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
             }
-            if Store.isValid(name[...].utf8), let size = size(of: name) { files.append((name, size)) }
+            if FileRequest.isValidName(name.utf8), let size = size(of: name) { files.append((name, size)) }
         }
         return files.sorted { $0.0.utf8.lexicographicallyPrecedes($1.0.utf8) }
     }
@@ -117,14 +115,14 @@ final class FileHandler: StreamRequestHandler {
         while true {
             let header: [UInt8]
             do {
-                guard let line = try rfile.readLine(maxLength: 1024) else { return }
-                header = Array(lineContent(line))
+                guard let line = try rfile.readLine(maxLength: FileRequest.maxHeaderLength) else { return }
+                header = line
             } catch StreamError.lineTooLong {
                 try reply("ERR bad request")
                 return lingeringClose(connection)
             }
             do {
-                try respond(to: String(decoding: header, as: UTF8.self))
+                try respond(to: FileRequest.parse(header, maxSize: store.maxSize).mapError(Refusal.init).get())
             } catch let refusal as Refusal {
                 try reply("ERR \(refusal.reason)")
                 if refusal.closes { return lingeringClose(connection) }
@@ -137,37 +135,23 @@ final class FileHandler: StreamRequestHandler {
         try wfile.flush()
     }
 
-    /// Serves one request.
-    func respond(to header: String) throws {
-        let command = header.prefix { $0 != " " }
-        let rest = header.dropFirst(command.count + 1)
-        switch command {
-        case "PUT" where command.count < header.count:
-            guard let space = rest.lastIndex(of: " ") else { throw Refusal.badRequest }
-            let size = try parseSize(rest[rest.index(after: space)...])
-            try put(name: rest[..<space], size: size)
-        case "GET" where command.count < header.count:
-            try get(name: rest)
-        case "LIST" where command.count == header.count:
+    /// Serves one request, parsed and checked (FileRequest, in SampleSupport).
+    func respond(to request: FileRequest) throws {
+        switch request {
+        case .put(let name, let size):
+            try put(name: name, size: size)
+        case .get(let name):
+            try get(name: name)
+        case .list:
             let files = store.list()
             try wfile.write("OK \(files.count)\n")
             for (name, size) in files { try wfile.write("\(name) \(size)\n") }
             try wfile.flush()
-        default:
-            throw Refusal.badRequest
         }
     }
 
-    /// SIZE: digits only; nil when too large for any integer (over any maximum).
-    func parseSize(_ text: Substring) throws -> UInt64? {
-        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { throw Refusal.badRequest }
-        return UInt64(text)
-    }
-
-    func put(name: Substring, size: UInt64?) throws {
-        guard Store.isValid(name.utf8) else { throw Refusal(reason: "invalid name") }
-        guard let size, size <= store.maxSize else { throw Refusal(reason: "too large") }
-        let name = String(name)
+    /// NAME is valid and SIZE within the maximum (FileRequest.parse).
+    func put(name: String, size: UInt64) throws {
         if store.exists(name) { throw Refusal(reason: "exists") }
         let (temporary, file) = try store.makeTemporary()
         defer { unlinkat(store.fd, temporary, 0) }  // linked under NAME, or abandoned
@@ -206,9 +190,9 @@ final class FileHandler: StreamRequestHandler {
         }
     }
 
-    func get(name: Substring) throws {
-        guard Store.isValid(name.utf8) else { throw Refusal(reason: "invalid name") }
-        guard let (file, size) = store.open(String(name)) else { throw Refusal(reason: "not found") }
+    /// NAME is valid (FileRequest.parse).
+    func get(name: String) throws {
+        guard let (file, size) = store.open(name) else { throw Refusal(reason: "not found") }
         defer { close(file) }
         try reply("OK \(size)")
         let sent = try connection.sendFile(file, count: size)

@@ -3,9 +3,9 @@
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
-import CSocketServer
+internal import CSocketServer
 #elseif canImport(Musl)
-import CSocketServer
+internal import CSocketServer
 @preconcurrency import Musl
 #elseif canImport(Darwin)
 import Darwin

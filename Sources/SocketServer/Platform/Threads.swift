@@ -1,6 +1,6 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
-import CSocketServer
+internal import CSocketServer
 #elseif canImport(Musl)
 @preconcurrency import Musl
 #elseif canImport(Darwin)

@@ -5,8 +5,9 @@ public enum ProcessPerRequest {}
 
 /// What the concurrency mix-ins have in common. A server adopts at most
 /// one: each fixes `ConcurrencyModel` to its own tag type, so a class that
-/// adopts both does not compile ("requires the types 'ThreadPerRequest' and
-/// 'ProcessPerRequest' be equivalent").
+/// adopts both does not compile ("type 'S' does not conform to protocol
+/// 'ConcurrencyMixIn'": no type can be both tags). `Tests/compile-fail`
+/// checks it.
 public protocol ConcurrencyMixIn: BaseServer {
     associatedtype ConcurrencyModel
 }
