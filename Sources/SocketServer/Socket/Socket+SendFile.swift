@@ -37,6 +37,7 @@ extension Socket {
         var sent = 0
         var deadline: UInt64 = 0
         while sent < count {
+            if sent > 0 { startDeadline(&deadline) }
             let chunk = min(count - sent, 1 << 30)
             let n = try io("sendfile", events: Int16(POLLOUT), deadline: &deadline) { fd in
                 csocketserver_sendfile(fd, fileDescriptor, &position, UInt(chunk))

@@ -199,21 +199,19 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// thrown as ``SocketError/timeout(operation:address:)``; in non-blocking
     /// mode EAGAIN is thrown as it is (`Errno.wouldBlock`).
     ///
-    /// `deadline` (monotonic nanoseconds, 0: none yet) is shared by the
-    /// system calls of one operation made of several (`sendAll`, a stream's
-    /// `readLine`): once it has passed, the next call is not made. Each call
-    /// waits at most the time-out, so such an operation ends within twice it.
+    /// `deadline` (monotonic nanoseconds, 0: none) is shared by the system
+    /// calls of one operation made of several (`sendAll`, a stream's
+    /// `readLine`): once it has passed, the next call is not made. Such an
+    /// operation starts its deadline (``startDeadline(_:)``) when it needs a
+    /// second call, so the common one-call case reads no clock; each call
+    /// waits at most the time-out, so the operation ends within twice it.
     @inline(__always)
     func io<T: BinaryInteger>(_ operation: StaticString, events: Int16, address: SocketAddress? = nil,
                               deadline: inout UInt64, _ body: (Int32) -> T) throws -> T {
         let fd = try fd("\(operation)")
         let t = timeoutNanos.load(ordering: .relaxed)
-        if t > 0 {
-            if deadline == 0 {
-                deadline = Sys.monotonicNanos() &+ UInt64(t)
-            } else if Sys.monotonicNanos() >= deadline {
-                throw SocketError.timeout(operation: "\(operation)", address: address?.description)
-            }
+        if t > 0 && deadline != 0 && Sys.monotonicNanos() >= deadline {
+            throw SocketError.timeout(operation: "\(operation)", address: address?.description)
         }
         while true {
             let r = body(fd)
@@ -227,6 +225,14 @@ public final class Socket: Sendable, CustomStringConvertible {
             }
             throw SocketError.system(Errno(e), operation: "\(operation)", address: address?.description)
         }
+    }
+
+    /// Starts the deadline of a multi-call operation, if the socket has a
+    /// time-out and the deadline is not running yet.
+    @inline(__always)
+    func startDeadline(_ deadline: inout UInt64) {
+        let t = timeoutNanos.load(ordering: .relaxed)
+        if t > 0 && deadline == 0 { deadline = Sys.monotonicNanos() &+ UInt64(t) }
     }
 
     /// Waits until `fd` is ready for `events` or the deadline (0: none) passes.
@@ -392,6 +398,7 @@ public final class Socket: Sendable, CustomStringConvertible {
         var deadline: UInt64 = 0
         var offset = 0
         while offset < bytes.count {
+            if offset > 0 { startDeadline(&deadline) }  // a partial send: the rest shares one deadline
             let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
             offset += try io("send", events: Int16(POLLOUT), deadline: &deadline) { fd in
                 Glibc_or_Darwin_send(fd, rest.baseAddress, rest.count, flags | Sys.noSignal)

@@ -65,6 +65,8 @@ public final class SocketReader {
     /// deadline covers a whole `readLine`, so a peer that trickles a byte
     /// at a time cannot keep a line open past the time-out (slowloris).
     private var callDeadline: UInt64 = 0
+    /// Whether the read call in progress has received once already.
+    private var callReceived = false
 
     /// A writer whose pending bytes are sent before this reader would block,
     /// so replies batched while input was already buffered are never held
@@ -157,6 +159,7 @@ public final class SocketReader {
     /// The buffer range of the next line, consumed; nil at end of file.
     private func nextLine(maxLength: Int) throws -> Range<Int>? {
         callDeadline = 0
+        callReceived = false
         guard maxLength >= 0 else { throw SocketError.invalidArgument("negative line limit \(maxLength)") }
         let limit = maxLength &+ 1  // room for the LF
         while true {
@@ -189,6 +192,7 @@ public final class SocketReader {
     /// Reads `count` bytes, fewer only at end of file (Python's `read(n)`).
     public func read(_ count: Int) throws -> [UInt8] {
         callDeadline = 0
+        callReceived = false
         if closed { throw SocketError.closed(operation: "read") }
         guard count >= 0 else { throw SocketError.invalidArgument("negative count \(count)") }
         var result: [UInt8] = []
@@ -246,6 +250,7 @@ public final class SocketReader {
     /// `recv` brings; empty only at end of file (Python's `read1`).
     public func readSome(_ maxCount: Int) throws -> [UInt8] {
         callDeadline = 0
+        callReceived = false
         if closed { throw SocketError.closed(operation: "read") }
         guard maxCount > 0 else { return [] }
         if start == end && !atEOF { try fill(atLeast: 1) }
@@ -259,6 +264,7 @@ public final class SocketReader {
     /// Like ``readSome(_:)``, into `buffer`; returns the count, 0 at end of file.
     public func readSome(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         callDeadline = 0
+        callReceived = false
         if closed { throw SocketError.closed(operation: "read") }
         guard buffer.count > 0 else { return 0 }
         if start == end {
@@ -280,6 +286,7 @@ public final class SocketReader {
     /// filling the buffer first if it is empty (Python's `peek`).
     public func peek(_ maxCount: Int = Int.max) throws -> [UInt8] {
         callDeadline = 0
+        callReceived = false
         if closed { throw SocketError.closed(operation: "peek") }
         if start == end && !atEOF { try fill(atLeast: 1) }
         let n = min(end - start, maxCount)
@@ -384,6 +391,10 @@ public final class SocketReader {
             }
             try writer.flush()
         }
+        // The first receive of a call waits at most the time-out; from the
+        // second on, the call shares one deadline (a trickling peer).
+        if callReceived { socket.startDeadline(&callDeadline) }
+        callReceived = true
         return try socket.recv(into: buffer, deadline: &callDeadline)
     }
 }
