@@ -46,8 +46,9 @@ public enum ReaderCheck {
     /// How many bytes of an input are data; more are ignored (so that the
     /// writer thread never has much to send).
     public static let maxData = 64 * 1024
-    /// The buffer sizes byte 2 chooses from.
-    public static let bufferSizes = [1, 2, 3, 5, 8, 16, 64, 100, 1024, 16 * 1024]
+    /// The buffer sizes byte 2 chooses from (over 2 KiB, the reader's first
+    /// buffer, they take data beyond 2 KiB to reach: the buffer grows).
+    public static let bufferSizes = [1, 2, 3, 5, 8, 16, 64, 100, 1024, 16 * 1024, 2048, 4096, 64 * 1024]
     /// How long a read on the socket may wait before the check fails (a
     /// reader waiting for bytes the writer has already sent and closed).
     public static let socketTimeout = 10.0
