@@ -432,5 +432,9 @@ func eventually(timeout: Double = 10, _ condition: () throws -> Bool) rethrows -
 /// forking cases are left out there and run in the plain `swift test`.
 let underThreadSanitizer: Bool = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil
 
+/// Whether this test binary runs under a sanitizer (thread or address):
+/// resident memory then measures the sanitizer's shadow memory too.
+let underSanitizer: Bool = underThreadSanitizer || dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
+
 /// The `--mode` values to test: all three, less forking under the thread sanitizer.
 let serverModes = underThreadSanitizer ? ["threading", "sync"] : ["threading", "forking", "sync"]

@@ -245,8 +245,10 @@ extension ReliabilityTests {
             #expect(settles(view, threads: idleThreads), "threads: \(view.threads), idle: \(idleThreads)")
             let after = view.usage
             let peak = view.peakKiB
-            #expect(after.rssKiB - before.rssKiB < 32 * 1024, "RSS before: \(before.rssKiB) KiB, after: \(after.rssKiB) KiB (sent \(sent) bytes)")
-            #expect(peak - before.rssKiB < 32 * 1024, "peak RSS \(peak) KiB, before \(before.rssKiB) KiB")
+            // Under a sanitizer, shadow memory and quarantines make RSS
+            // meaningless; the plain `swift test` run checks it.
+            #expect(underSanitizer || after.rssKiB - before.rssKiB < 32 * 1024, "RSS before: \(before.rssKiB) KiB, after: \(after.rssKiB) KiB (sent \(sent) bytes)")
+            #expect(underSanitizer || peak - before.rssKiB < 32 * 1024, "peak RSS \(peak) KiB, before \(before.rssKiB) KiB")
             #expect(isAlive(server))
             #expect(servesFreshClient(server, name))
         }
@@ -777,7 +779,8 @@ extension ReliabilityTests {
 
             #expect(settles(view, threads: before.threads, fds: before.fds, timeout: 30), "before: \(before); now: \(view.usage)")
             let after = view.usage
-            #expect(after.rssKiB - before.rssKiB <= 8 * 1024, "before: \(before); after: \(after)")
+            // RSS is meaningless under a sanitizer (shadow memory); the plain run checks it.
+            #expect(underSanitizer || after.rssKiB - before.rssKiB <= 8 * 1024, "before: \(before); after: \(after)")
             #expect(isAlive(server))
         }
     }

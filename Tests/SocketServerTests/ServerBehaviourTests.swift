@@ -509,3 +509,81 @@ struct HostileClientTests {
         }
     }
 }
+
+@Suite("Closing waits for handlers as configured")
+struct CloseWaitTests {
+    final class Gate: StreamRequestHandler {
+        override func handle() throws {
+            let s = server as! GatedServer
+            s.log.update { $0.append("handler started") }
+            s.gate.wait(timeout: 30) { $0 }
+            s.log.update { $0.append("handler ended") }
+        }
+    }
+
+    class GatedServer: ThreadingTCPServer {
+        let gate = Locked(false)
+        let log = Locked<[String]>([])
+    }
+
+    final class DaemonGatedServer: GatedServer {
+        override var daemonThreads: Bool { true }
+    }
+
+    /// Closes `server` on another thread, logging "closed" when it returns.
+    func closeInBackground(_ server: GatedServer) throws {
+        let hop = ThreadHop(server)
+        try Threads.spawn(stackSize: 1 << 20) {
+            hop.value.serverClose()
+            hop.value.log.update { $0.append("closed") }
+        }
+    }
+
+    @Test func blockOnCloseWaitsForHandlerThreads() throws {
+        let server = try GatedServer(("127.0.0.1", 0), Gate.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        let c = try client(server.serverAddress)
+        defer { c.close() }
+        #expect(server.log.wait(timeout: 10) { $0.contains("handler started") })
+        server.shutdown()
+        try closeInBackground(server)
+        server.gate.update { $0 = true }
+        #expect(server.log.wait(timeout: 10) { $0.contains("closed") })
+        // serverClose returned only after the handler thread ended.
+        #expect(server.log.withLock { $0 } == ["handler started", "handler ended", "closed"])
+    }
+
+    @Test func daemonThreadsAreNotWaitedFor() throws {
+        let server = try DaemonGatedServer(("127.0.0.1", 0), Gate.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        let c = try client(server.serverAddress)
+        defer { c.close() }
+        #expect(server.log.wait(timeout: 10) { $0.contains("handler started") })
+        server.shutdown()
+        try closeInBackground(server)
+        // The handler is still held at the gate, and serverClose returns.
+        #expect(server.log.wait(timeout: 10) { $0.contains("closed") })
+        #expect(server.log.withLock { $0 } == ["handler started", "closed"])
+        server.gate.update { $0 = true }
+        #expect(server.log.wait(timeout: 10) { $0.contains("handler ended") })
+    }
+
+    final class TimingOutServer: TCPServer {
+        let timeouts = Locked(0)
+        override func handleTimeout() { timeouts.update { $0 += 1 } }
+    }
+
+    @Test func handleRequestServesOneOrTimesOut() throws {
+        let server = try TimingOutServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        defer { server.serverClose() }
+        server.timeout = 0.05
+        try server.handleRequest()  // nobody connects
+        #expect(server.timeouts.withLock { $0 } == 1)
+        let c = try client(server.serverAddress)
+        try c.sendAll(Array("one request\n".utf8))
+        try c.shutdown(.write)
+        try server.handleRequest()  // serves it (sync), then returns
+        #expect(try c.makeReader().readAll() == Array("one request\n".utf8))
+        #expect(server.timeouts.withLock { $0 } == 1)
+    }
+}
