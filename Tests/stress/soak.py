@@ -511,7 +511,7 @@ def measure_idle(server, baseline=None, timeout=20.0):
             return u
         if time.monotonic() >= deadline:
             return u
-        time.sleep(0.05)
+        time.sleep(0.05)  # polling step of a bounded wait // deadline
 
 
 def warm_up(servers):
@@ -612,7 +612,7 @@ def main():
         deadline = began + args.seconds
         first_half_rss = {name: start[name][2] for name in servers}
         while time.monotonic() < deadline and not stats.errors:
-            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))  # the soak's own pacing // deadline
             if not all(srv.alive() for srv in servers.values()):
                 break
             if time.monotonic() - began <= args.seconds / 2:
