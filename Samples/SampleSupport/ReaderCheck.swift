@@ -314,12 +314,13 @@ public enum ReaderCheck {
     }
 }
 
-/// A small deterministic generator (SplitMix64): the same seed, the same script.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
+/// A small deterministic generator (SplitMix64): the same seed, the same
+/// sequence, so a seeded fuzz script or test can be replayed.
+public struct SplitMix: RandomNumberGenerator, Sendable {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -328,7 +329,22 @@ struct SplitMix {
     }
 
     /// A value in `0..<bound` (0 when bound is 0 or less).
-    mutating func next(below bound: Int) -> Int {
+    public mutating func next(below bound: Int) -> Int {
         bound <= 0 ? 0 : Int(next() % UInt64(bound))
+    }
+
+    /// `count` random bytes, none of them in `excluded`.
+    public mutating func bytes(_ count: Int, excluding excluded: Set<UInt8> = []) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(count)
+        while out.count < count {
+            var word = next()
+            for _ in 0..<8 where out.count < count {
+                let b = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+                if !excluded.contains(b) { out.append(b) }
+            }
+        }
+        return out
     }
 }

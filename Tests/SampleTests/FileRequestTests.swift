@@ -92,7 +92,7 @@ func fuzzCorpus(_ name: String) -> String {
         let pieces: [[UInt8]] = ["PUT", "GET", "LIST", " ", " ", "0", "7", "9", "18446744073709551615", "a", "Z", ".", "/",
                                  "\\", "\r", "\n", "~", "\u{E9}", "\u{301}", "\u{0}", "\t"].map { Array($0.utf8) }
             + [[0xFF], [0xC3], [0x7F], [0x20, 0x20]]
-        var random = SeededRandom(seed: 20_240_601)
+        var random = SplitMix(seed: 20_240_601)
         for _ in 0..<5_000 {
             var line: [UInt8] = []
             let count = random.next(below: 12)
@@ -107,22 +107,4 @@ func fuzzCorpus(_ name: String) -> String {
             }
         }
     }
-}
-
-/// A small deterministic generator (SplitMix64) for the seeded tests.
-struct SeededRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func next(below bound: Int) -> Int { Int(next() % UInt64(bound)) }
-
-    mutating func bytes(_ count: Int) -> [UInt8] { (0..<count).map { _ in UInt8(truncatingIfNeeded: next()) } }
 }

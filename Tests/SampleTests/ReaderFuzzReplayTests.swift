@@ -17,7 +17,7 @@ import Testing
     /// Seeded random inputs: random parameters, data made mostly of lines
     /// around the limit, CRs and invalid UTF-8.
     @Test func seededRandomInputs() throws {
-        var random = SeededRandom(seed: 7_007)
+        var random = SplitMix(seed: 7_007)
         let pieces: [[UInt8]] = [[0x0A], [0x0D, 0x0A], [0x0D], [0xFF], [0xE2, 0x82], [0x00], Array("abc".utf8), Array("é".utf8)]
         for round in 0..<400 {
             let maxLength = random.next(below: 301)

@@ -16,6 +16,7 @@
 @preconcurrency import Musl
 #endif
 import Dispatch
+import SampleSupport
 import SocketServer
 import Synchronization
 import Testing
@@ -123,41 +124,12 @@ private func servesFreshClient(_ server: ServerProcess, _ kind: String) -> Bool 
     }
 }
 
-/// A seeded generator (SplitMix64), so a failure can be replayed.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// `count` random bytes, none of them in `excluded`.
-    mutating func bytes(_ count: Int, excluding excluded: Set<UInt8> = []) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(count)
-        while out.count < count {
-            var word = next()
-            for _ in 0..<8 where out.count < count {
-                let b = UInt8(truncatingIfNeeded: word)
-                word >>= 8
-                if !excluded.contains(b) { out.append(b) }
-            }
-        }
-        return out
-    }
-}
-
 /// Outcomes gathered from many threads.
 private final class Tally: Sendable {
     let completed = Atomic<Int>(0)
     let failureCount = Atomic<Int>(0)
     let counter = Atomic<Int>(0)
-    private let failures = Mutex<[String]>([])
+    private let failures = Locked<[String]>([])
 
     func fail(_ what: String) {
         failureCount.add(1, ordering: .relaxed)
@@ -276,7 +248,7 @@ extension ReliabilityTests {
             let isEcho = scenario.hasPrefix("echo")
             let bigSize = 32 << 20
             if !isEcho {
-                var rng = SeededGenerator(seed: 7)
+                var rng = SplitMix(seed: 7)
                 try writeFile(dir.file("big"), rng.bytes(bigSize))
             }
             let kind = isEcho ? "echo-server" : "file-server"
@@ -559,7 +531,7 @@ extension ReliabilityTests {
 
         /// One real client: 200 lines of random bytes and lengths, each echoed exactly.
         private static func work(port: Int, seed: UInt64, tally: Tally) {
-            var rng = SeededGenerator(seed: seed)
+            var rng = SplitMix(seed: seed)
             do {
                 let c = try Client(port: port)
                 for n in 0..<200 {
@@ -579,7 +551,7 @@ extension ReliabilityTests {
 
         /// `count` connections, each abandoned one of six ways.
         private static func drop(port: Int, seed: UInt64, count: Int, tally: Tally) {
-            var rng = SeededGenerator(seed: seed)
+            var rng = SplitMix(seed: seed)
             for _ in 0..<count {
                 do {
                     let s = try Socket.createConnection(host: "127.0.0.1", port: port, timeout: 10)
@@ -620,7 +592,7 @@ extension ReliabilityTests {
                 Array("caf\u{E9} \u{1F600}\n".utf8),
                 [0x0D, 0x0D, 0x0D, 0x41, 0x0A],
             ]
-            var rng = SeededGenerator(seed: seed)
+            var rng = SplitMix(seed: seed)
             for _ in 0..<count {
                 lines.append(rng.bytes(Int.random(in: 1...1500, using: &rng), excluding: [0x0A]) + [0x0A])
             }
@@ -631,7 +603,7 @@ extension ReliabilityTests {
         /// comes back exactly, the unterminated tail too.
         @Test func echoPassesBytesThrough() throws {
             let server = try ServerProcess("echo-server")
-            var rng = SeededGenerator(seed: 42)
+            var rng = SplitMix(seed: 42)
             var payload = Self.awkwardLines(seed: 43, count: 50).flatMap { $0 }
             var sinceLF = 0
             for b in rng.bytes(1 << 20) {  // random, with an LF forced at least every 4000 bytes
@@ -708,7 +680,7 @@ extension ReliabilityTests {
             let dir = try TempDir()
             let server = try ServerProcess(name, name == "file-server" ? ["--dir", dir.path] : [])
             for seed in UInt64(0)..<4 {
-                var rng = SeededGenerator(seed: 100 + seed)
+                var rng = SplitMix(seed: 100 + seed)
                 let noise = rng.bytes(256 << 10)
                 let c = try server.connect()
                 let socket = c.socket
@@ -748,7 +720,7 @@ extension ReliabilityTests {
             func connections(_ total: Int, seed: UInt64) -> Tally {
                 let tally = Tally()
                 let finished = runThreads(4, timeout: 300) { t in
-                    var rng = SeededGenerator(seed: seed + UInt64(t))
+                    var rng = SplitMix(seed: seed + UInt64(t))
                     for _ in 0..<(total / 4) {
                         do {
                             let c = try Client(port: port)

@@ -42,6 +42,14 @@ final class FailingHandler: StreamRequestHandler {
 
 protocol LoggingServerProtocol { var logPath: String { get } }
 
+/// A threading server that keeps the errors it is told of, in order.
+class ErrorRecordingServer: ThreadingTCPServer {
+    let errors = Locked<[String]>([])
+    override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
+        errors.withLock { $0.append("\(error)") }
+    }
+}
+
 @Suite("Errors are handled and the server goes on")
 struct ErrorHandlingTests {
     final class SyncLogging: TCPServer, LoggingServerProtocol {
@@ -99,15 +107,8 @@ struct ErrorHandlingTests {
         }
     }
 
-    final class RecordingServer: ThreadingTCPServer {
-        let errors = Locked<[String]>([])
-        override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
-            errors.withLock { $0.append("\(error)") }
-        }
-    }
-
     @Test func finishRunsWhenHandleThrowsAndFlushAddsNoSecondReport() throws {
-        let server = try RecordingServer(("127.0.0.1", 0), LinesHandler.self)
+        let server = try ErrorRecordingServer(("127.0.0.1", 0), LinesHandler.self)
         try server.serveInBackground(pollInterval: 0.05)
         defer { server.shutdown(); server.serverClose() }
         let c = try client(server.serverAddress)
@@ -249,12 +250,8 @@ struct RequestFlowTests {
         #expect(eventually { server.threads.withLock { $0.isDisjoint(with: liveThreadIDs()) } }, "\(live.count) live")
     }
 
-    final class HugeStackServer: ThreadingTCPServer {
+    final class HugeStackServer: ErrorRecordingServer {
         override var threadStackSize: Int { 1 << 46 }  // 64 TiB: pthread_create fails
-        let errors = Locked<[String]>([])
-        override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
-            errors.withLock { $0.append("\(error)") }
-        }
     }
 
     @Test func aThreadThatCannotStartClosesThatRequestOnly() throws {
@@ -458,13 +455,6 @@ struct HostileClientTests {
         }
     }
 
-    final class RecordingEchoServer: ThreadingTCPServer {
-        let errors = Locked<[String]>([])
-        override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
-            errors.withLock { $0.append("\(error)") }
-        }
-    }
-
     /// Sends one byte at a time, each after waiting up to `step` for the
     /// server to close; returns how many bytes went out before it did.
     func trickle(_ c: Socket, step: Int32, limit: Int) throws -> Int {
@@ -476,7 +466,7 @@ struct HostileClientTests {
     }
 
     @Test func silentClientIsClosedAtTheDeadline() throws {
-        let server = try RecordingEchoServer(("127.0.0.1", 0), TimedEcho.self)
+        let server = try ErrorRecordingServer(("127.0.0.1", 0), TimedEcho.self)
         try server.serveInBackground(pollInterval: 0.05)
         defer { server.shutdown(); server.serverClose() }
         let c = try client(server.serverAddress)
@@ -486,7 +476,7 @@ struct HostileClientTests {
     }
 
     @Test func tricklingClientIsClosedAtTheDeadline() throws {
-        let server = try RecordingEchoServer(("127.0.0.1", 0), TimedEcho.self)
+        let server = try ErrorRecordingServer(("127.0.0.1", 0), TimedEcho.self)
         try server.serveInBackground(pollInterval: 0.05)
         defer { server.shutdown(); server.serverClose() }
         let c = try client(server.serverAddress)
@@ -499,7 +489,7 @@ struct HostileClientTests {
     }
 
     @Test func aClientThatKeepsSendingLinesIsNotCut() throws {
-        let server = try RecordingEchoServer(("127.0.0.1", 0), TimedEcho.self)
+        let server = try ErrorRecordingServer(("127.0.0.1", 0), TimedEcho.self)
         try server.serveInBackground(pollInterval: 0.05)
         defer { server.shutdown(); server.serverClose() }
         let c = try client(server.serverAddress)

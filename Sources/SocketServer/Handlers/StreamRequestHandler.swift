@@ -33,21 +33,30 @@ open class StreamRequestHandler: BaseRequestHandler {
     /// Sets TCP_NODELAY on the connection.
     open var disableNagleAlgorithm: Bool { false }
 
-    private var streams: (reader: SocketReader, writer: SocketWriter)?
+    // Made together on first use (they are paired); kept apart so that
+    // each access in a handler's loop touches one object, not both.
+    private var reader: SocketReader?
+    private var writer: SocketWriter?
 
     /// The connected socket.
     public var connection: Socket { request.socket }
 
     /// The buffered reader over the connection.
-    public var rfile: SocketReader { makeStreams().reader }
+    public var rfile: SocketReader {
+        if let reader { return reader }
+        return makeStreams().reader
+    }
 
     /// The buffered writer over the connection.
-    public var wfile: SocketWriter { makeStreams().writer }
+    public var wfile: SocketWriter {
+        if let writer { return writer }
+        return makeStreams().writer
+    }
 
     private func makeStreams() -> (reader: SocketReader, writer: SocketWriter) {
-        if let streams { return streams }
         let made = connection.makeStreams(readBufferSize: rbufsize, writeBufferSize: wbufsize)
-        streams = made
+        reader = made.0
+        writer = made.1
         return made
     }
 
@@ -60,14 +69,14 @@ open class StreamRequestHandler: BaseRequestHandler {
     /// Flushes ``wfile`` (a peer that has gone is ignored here: the error,
     /// if any, was already reported), then closes both streams.
     open override func finish() throws {
-        guard let streams else { return }
+        guard let reader, let writer else { return }
         do {
-            try streams.writer.flush()
+            try writer.flush()
         } catch is SocketError {
             // As Python: a final socket error on a dead connection is not news.
         }
-        try? streams.writer.close()
-        streams.reader.close()
+        try? writer.close()
+        reader.close()
     }
 }
 

@@ -43,13 +43,7 @@ enum Sys {
     /// the one place SIGPIPE is dealt with for descriptors we create.
     static func socket(_ family: Int32, _ type: Int32, _ proto: Int32) -> Int32 {
         #if canImport(Darwin)
-        let fd = Darwin.socket(family, type, proto)
-        if fd >= 0 {
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            var one: Int32 = 1
-            _ = setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
-        }
-        return fd
+        return prepared(Darwin.socket(family, type, proto))
         #else
         return Glibc.socket(family, type | Int32(SOCK_CLOEXEC.rawValue), proto)
         #endif
@@ -57,13 +51,7 @@ enum Sys {
 
     static func accept(_ fd: Int32, _ addr: UnsafeMutablePointer<sockaddr>, _ len: UnsafeMutablePointer<socklen_t>) -> Int32 {
         #if canImport(Darwin)
-        let c = Darwin.accept(fd, addr, len)
-        if c >= 0 {
-            _ = fcntl(c, F_SETFD, FD_CLOEXEC)
-            var one: Int32 = 1
-            _ = setsockopt(c, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
-        }
-        return c
+        return prepared(Darwin.accept(fd, addr, len))
         #else
         return csocketserver_accept4(fd, addr, len, Int32(SOCK_CLOEXEC.rawValue))
         #endif
@@ -72,18 +60,25 @@ enum Sys {
     static func socketpair(_ family: Int32, _ type: Int32, _ proto: Int32, _ fds: UnsafeMutablePointer<Int32>) -> Int32 {
         #if canImport(Darwin)
         let r = Darwin.socketpair(family, type, proto, fds)
-        if r == 0 {
-            for i in 0..<2 {
-                _ = fcntl(fds[i], F_SETFD, FD_CLOEXEC)
-                var one: Int32 = 1
-                _ = setsockopt(fds[i], SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
-            }
-        }
+        if r == 0 { _ = prepared(fds[0]); _ = prepared(fds[1]) }
         return r
         #else
         return Glibc.socketpair(family, type | Int32(SOCK_CLOEXEC.rawValue), proto, fds)
         #endif
     }
+
+    #if canImport(Darwin)
+    /// Darwin has neither SOCK_CLOEXEC nor MSG_NOSIGNAL: a descriptor we make
+    /// gets FD_CLOEXEC and SO_NOSIGPIPE here, right after it is made.
+    private static func prepared(_ fd: Int32) -> Int32 {
+        if fd >= 0 {
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            var one: Int32 = 1
+            _ = setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
+        return fd
+    }
+    #endif
 
     /// `close(2)`, never retried: on Linux the descriptor is gone even when
     /// close reports EINTR, and retrying could close a descriptor another

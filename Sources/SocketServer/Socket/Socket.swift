@@ -273,21 +273,16 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// socket and the peer's address. The new socket starts with the
     /// default time-out.
     public func accept() throws -> (Socket, SocketAddress) {
-        var ss = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         var deadline: UInt64 = 0
-        let fd = try withUnsafeMutablePointer(to: &ss) { ssp in
-            try ssp.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                try io("accept", events: Int16(POLLIN), deadline: &deadline) { fd in
-                    len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                    return Sys.accept(fd, sa, &len)
-                }
+        let (fd, peer) = try SocketAddress.receiving { sa, len in
+            try io("accept", events: Int16(POLLIN), deadline: &deadline) { fd in
+                len.pointee = SocketAddress.storageSize
+                return Sys.accept(fd, sa, len)
             }
         }
         let connection = Socket(adopting: fd, family: family, type: type, proto: proto)
         try connection.applyDefaultTimeout()
-        let peer = withUnsafePointer(to: &ss) { SocketAddress(storage: $0, length: len) } ?? .unnamedUnix
-        return (connection, peer)
+        return (connection, peer ?? .unnamedUnix)
     }
 
     // MARK: - Client side
@@ -429,19 +424,14 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// Receives one datagram into `buffer` (Python's `recvfrom_into`):
     /// the count and the sender.
     public func recvFrom(into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0) throws -> (Int, SocketAddress) {
-        var ss = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         var deadline: UInt64 = 0
-        let n = try withUnsafeMutablePointer(to: &ss) { ssp in
-            try ssp.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                try io("recvfrom", events: Int16(POLLIN), deadline: &deadline) { fd in
-                    len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                    return Glibc_or_Darwin_recvfrom(fd, buffer.baseAddress, buffer.count, flags, sa, &len)
-                }
+        let (n, sender) = try SocketAddress.receiving { sa, len in
+            try io("recvfrom", events: Int16(POLLIN), deadline: &deadline) { fd in
+                len.pointee = SocketAddress.storageSize
+                return Glibc_or_Darwin_recvfrom(fd, buffer.baseAddress, buffer.count, flags, sa, len)
             }
         }
-        let sender = withUnsafePointer(to: &ss) { SocketAddress(storage: $0, length: len) } ?? .unnamedUnix
-        return (n, sender)
+        return (n, sender ?? .unnamedUnix)
     }
 
     /// Receives one datagram into `buffer` (all of it, or its first `count` bytes).
@@ -481,14 +471,12 @@ public final class Socket: Sendable, CustomStringConvertible {
     private func address(of operation: String,
                          _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) throws -> SocketAddress {
         let fd = try fd(operation)
-        var ss = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let r = withUnsafeMutablePointer(to: &ss) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call(fd, $0, &len) } }
+        let (r, address) = SocketAddress.receiving { call(fd, $0, $1) }
         if r != 0 { throw SocketError.fromErrno(operation) }
-        guard let a = withUnsafePointer(to: &ss, { SocketAddress(storage: $0, length: len) }) else {
+        guard let address else {
             throw SocketError.system(.addressFamilyNotSupported, operation: operation, address: nil)
         }
-        return a
+        return address
     }
 
     /// Shuts down one or both directions (`shutdown(2)`); wakes a thread

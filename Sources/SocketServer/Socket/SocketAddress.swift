@@ -301,6 +301,24 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Room for any address (`sizeof(sockaddr_storage)`), for calls that
+    /// write one: reset the length to it before each attempt.
+    static let storageSize = socklen_t(MemoryLayout<sockaddr_storage>.size)
+
+    /// Runs `call` with room for an address the kernel writes (accept,
+    /// recvfrom, getsockname), then reads that address: nil for a family
+    /// this type does not know. `call` sets the length (``storageSize``)
+    /// before each system call it makes.
+    static func receiving<R>(_ call: (UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) throws -> R)
+        rethrows -> (R, SocketAddress?) {
+        var ss = sockaddr_storage()
+        var len = storageSize
+        let result = try withUnsafeMutablePointer(to: &ss) { ssp in
+            try ssp.withMemoryRebound(to: sockaddr.self, capacity: 1) { try call($0, &len) }
+        }
+        return (result, withUnsafePointer(to: &ss) { SocketAddress(storage: $0, length: len) })
+    }
+
     /// An unnamed Unix address (what `recvfrom` reports for an unbound Unix peer).
     static let unnamedUnix = SocketAddress(.unix([]))
 }
