@@ -14,6 +14,9 @@ open class BaseRequestHandler {
     public let clientAddress: SocketAddress
     /// The server that made this handler.
     public let server: BaseServer
+    /// What ran before the handler on this connection (the stages of
+    /// ``BaseServer/connectionStages``); nil when nothing did.
+    public internal(set) var context: ConnectionContext?
 
     public required init(request: Request, clientAddress: SocketAddress, server: BaseServer) {
         self.request = request

@@ -54,7 +54,13 @@ open class StreamRequestHandler: BaseRequestHandler {
     }
 
     private func makeStreams() -> (reader: SocketReader, writer: SocketWriter) {
-        let made = connection.makeStreams(readBufferSize: rbufsize, writeBufferSize: wbufsize)
+        let made: (SocketReader, SocketWriter)
+        if let context {
+            made = context.stream.makeStreams(readBufferSize: rbufsize, writeBufferSize: wbufsize,
+                                              reader: context.makeReader(bufferSize: rbufsize))
+        } else {
+            made = connection.makeStreams(readBufferSize: rbufsize, writeBufferSize: wbufsize)
+        }
         reader = made.0
         writer = made.1
         return made

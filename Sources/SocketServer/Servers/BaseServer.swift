@@ -87,6 +87,7 @@ open class BaseServer: ServerClosing {
     let model: Model
     private let addressStorage: Locked<SocketAddress>
     private let timeoutStorage = Locked<Double?>(nil)
+    private let stagesStorage = Locked<[any ConnectionStage]>([])
     private let acceptBackoffNanos = Atomic<UInt64>(0)
     let workers = Locked(Workers())
     /// The serving loop's state, shareable with other threads.
@@ -127,6 +128,14 @@ open class BaseServer: ServerClosing {
     public var timeout: Double? {
         get { timeoutStorage.withLock { $0 } }
         set { timeoutStorage.withLock { $0 = newValue } }
+    }
+
+    /// The steps run on each stream connection's thread before its handler
+    /// (a TLS handshake, say): see ``ConnectionStage``. Empty by default;
+    /// set before serving.
+    public var connectionStages: [any ConnectionStage] {
+        get { stagesStorage.withLock { $0 } }
+        set { stagesStorage.withLock { $0 = newValue } }
     }
 
     /// The listen backlog. Python's 5 drops connections under a burst; the
@@ -323,9 +332,27 @@ open class BaseServer: ServerClosing {
     }
 
     /// Runs the handler: creates it, then its setup, handle and finish.
+    ///
+    /// For a stream connection of a server with ``connectionStages``, it
+    /// first makes the connection's ``ConnectionContext`` and runs the
+    /// stages (on this, the connection's thread); the handler then sees the
+    /// context's client address and streams.
     open func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
-        let handler = handlerType.init(request: request, clientAddress: clientAddress, server: self)
+        let context = try prepareConnection(request, clientAddress: clientAddress)
+        let handler = handlerType.init(request: request, clientAddress: context?.clientAddress ?? clientAddress, server: self)
+        handler.context = context
         try handler.run()
+    }
+
+    /// Makes the context of a stream connection and runs the stages over
+    /// it; nil when there is nothing to prepare (no stages, or a datagram).
+    func prepareConnection(_ request: Request, clientAddress: SocketAddress) throws -> ConnectionContext? {
+        guard case .stream(let socket) = request else { return nil }
+        let stages = connectionStages
+        guard !stages.isEmpty else { return nil }
+        let context = ConnectionContext(socket: socket, peerAddress: clientAddress)
+        for stage in stages { try stage.prepare(context, server: self) }
+        return context
     }
 
     /// Ends a request: for streams, shuts down the write side (so the peer

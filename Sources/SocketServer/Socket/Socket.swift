@@ -228,9 +228,9 @@ public final class Socket: Sendable, CustomStringConvertible {
     }
 
     /// Starts the deadline of a multi-call operation, if the socket has a
-    /// time-out and the deadline is not running yet.
+    /// time-out and the deadline is not running yet (see ``ByteStream``).
     @inline(__always)
-    func startDeadline(_ deadline: inout UInt64) {
+    public func startDeadline(_ deadline: inout UInt64) {
         let t = timeoutNanos.load(ordering: .relaxed)
         if t > 0 && deadline == 0 { deadline = Sys.monotonicNanos() &+ UInt64(t) }
     }
@@ -391,6 +391,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// Under a time-out, the deadline covers the whole call.
     public func sendAll(_ bytes: UnsafeRawBufferPointer, flags: Int32 = 0) throws {
         var deadline: UInt64 = 0
+        if flags == 0 { return try sendAll(bytes, deadline: &deadline) }
         var offset = 0
         while offset < bytes.count {
             if offset > 0 { startDeadline(&deadline) }  // a partial send: the rest shares one deadline

@@ -33,6 +33,12 @@ public enum SocketError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// True for a time-out (``timeout(operation:address:)``).
+    public var isTimeout: Bool {
+        if case .timeout = self { return true }
+        return false
+    }
+
     /// True when the peer went away or stopped answering: reset, broken pipe,
     /// time-out, not connected. Servers report these in one quiet line.
     public var isPeerGone: Bool {

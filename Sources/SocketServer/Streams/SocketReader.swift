@@ -45,8 +45,13 @@ public final class SocketReader {
     /// The default maximum line length for ``readLine(maxLength:)``, not counting the LF.
     public static let defaultMaxLineLength = 65536
 
-    /// The socket read from; nil for a reader over bytes in memory.
-    public let socket: Socket?
+    /// The stream read from; nil for a reader over bytes in memory.
+    public let stream: (any ByteStream)?
+    /// The stream when it is a plain socket: called directly, without the
+    /// protocol's dynamic dispatch, on the hot path.
+    private let direct: Socket?
+    /// The socket beneath the stream; nil for a reader over bytes in memory.
+    public var socket: Socket? { stream?.socket }
     /// The size of one refill.
     public let bufferSize: Int
 
@@ -75,13 +80,25 @@ public final class SocketReader {
 
     /// A reader over `socket` with the given refill size.
     public init(_ socket: Socket, bufferSize: Int = SocketReader.defaultBufferSize) {
-        self.socket = socket
+        self.stream = socket
+        self.direct = socket
         self.bufferSize = max(1, bufferSize)
+    }
+
+    /// A reader over any byte stream (a TLS session, say) with the given
+    /// refill size. `buffered` are bytes already taken from the stream's
+    /// source that must be read first (see ``takeBuffered()``).
+    public init(stream: any ByteStream, bufferSize: Int = SocketReader.defaultBufferSize, buffered: [UInt8] = []) {
+        self.stream = stream
+        self.direct = stream as? Socket
+        self.bufferSize = max(1, bufferSize)
+        if !buffered.isEmpty { unread(buffered) }
     }
 
     /// A reader over bytes in memory (a datagram, a test's input).
     public init<Bytes: Sequence<UInt8>>(bytes: Bytes) {
-        self.socket = nil
+        self.stream = nil
+        self.direct = nil
         let array = Array(bytes)
         self.bufferSize = max(1, array.count)
         if !array.isEmpty {
@@ -106,6 +123,17 @@ public final class SocketReader {
 
     /// Whether ``close()`` was called.
     public var isClosed: Bool { closed }
+
+    /// Hands over the bytes buffered and not yet read, leaving the buffer
+    /// empty: for a layer that takes the connection over from here (a TLS
+    /// handshake after a PROXY header read through this reader), so that
+    /// no byte the peer sent is lost.
+    public func takeBuffered() -> [UInt8] {
+        guard let storage, end > start else { return [] }
+        let bytes = Array(UnsafeRawBufferPointer(start: storage + start, count: end - start))
+        start = 0; end = 0; scanned = 0
+        return bytes
+    }
 
     /// Releases the buffer; later reads throw. The socket stays open.
     public func close() {
@@ -378,23 +406,24 @@ public final class SocketReader {
     /// sent before we would block: first a non-blocking try, so input that
     /// is already there keeps the replies batched.
     private func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        guard let socket else { atEOF = true; return 0 }
-        if let writer = pairedWriter, writer.pendingCount > 0 {
-            let fd = try socket.fd("recv")
-            while true {
-                let n = recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
-                if n >= 0 { return n }
-                let e = Sys.errno
-                if e == EINTR { continue }
-                if e == EAGAIN || e == EWOULDBLOCK { break }
-                throw SocketError.system(Errno(e), operation: "recv", address: nil)
+        if let socket = direct {
+            if let writer = pairedWriter, writer.pendingCount > 0 {
+                if let n = try socket.receiveNow(into: buffer) { return n }
+                try writer.flush()
             }
+            // The first receive of a call waits at most the time-out; from the
+            // second on, the call shares one deadline (a trickling peer).
+            if callReceived { socket.startDeadline(&callDeadline) }
+            callReceived = true
+            return try socket.recv(into: buffer, deadline: &callDeadline)
+        }
+        guard let stream else { atEOF = true; return 0 }
+        if let writer = pairedWriter, writer.pendingCount > 0 {
+            if let n = try stream.receiveNow(into: buffer) { return n }
             try writer.flush()
         }
-        // The first receive of a call waits at most the time-out; from the
-        // second on, the call shares one deadline (a trickling peer).
-        if callReceived { socket.startDeadline(&callDeadline) }
+        if callReceived { stream.socket.startDeadline(&callDeadline) }
         callReceived = true
-        return try socket.recv(into: buffer, deadline: &callDeadline)
+        return try stream.receive(into: buffer, deadline: &callDeadline)
     }
 }

@@ -19,8 +19,12 @@ public final class SocketWriter {
     /// The default buffer size.
     public static let defaultBufferSize = 64 * 1024
 
-    /// The socket written to; nil for a writer that collects in memory.
-    public let socket: Socket?
+    /// The stream written to; nil for a writer that collects in memory.
+    public let stream: (any ByteStream)?
+    /// The stream when it is a plain socket, called without dynamic dispatch.
+    private let direct: Socket?
+    /// The socket beneath the stream; nil for a writer that collects in memory.
+    public var socket: Socket? { stream?.socket }
     /// The buffer size; 0 for unbuffered.
     public let bufferSize: Int
 
@@ -38,21 +42,31 @@ public final class SocketWriter {
 
     /// A writer over `socket`; `bufferSize` 0 makes it unbuffered.
     public init(_ socket: Socket, bufferSize: Int = SocketWriter.defaultBufferSize) {
-        self.socket = socket
+        self.stream = socket
+        self.direct = socket
+        self.bufferSize = max(0, bufferSize)
+    }
+
+    /// A writer over any byte stream (a TLS session, say); `bufferSize` 0
+    /// makes it unbuffered.
+    public init(stream: any ByteStream, bufferSize: Int = SocketWriter.defaultBufferSize) {
+        self.stream = stream
+        self.direct = stream as? Socket
         self.bufferSize = max(0, bufferSize)
     }
 
     /// A writer that collects what is written in memory (``bytes``): the
     /// reply of a datagram handler, a test's output.
     public init() {
-        self.socket = nil
+        self.stream = nil
+        self.direct = nil
         self.bufferSize = Int.max
     }
 
     deinit { storage?.deallocate() }
 
     /// How many bytes are written but not yet sent.
-    public var pendingCount: Int { socket == nil ? 0 : count }
+    public var pendingCount: Int { stream == nil ? 0 : count }
 
     /// For a writer in memory: everything written so far.
     public var bytes: [UInt8] {
@@ -67,15 +81,15 @@ public final class SocketWriter {
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         if closed { throw SocketError.closed(operation: "write") }
         if let stickyError { throw stickyError }
-        guard let socket else { append(bytes); return }
+        guard stream != nil else { append(bytes); return }
         if bufferSize == 0 {
-            try send(socket, bytes)
+            try send(bytes)
             return
         }
         if count + bytes.count > bufferSize {
             try flush()
             if bytes.count >= bufferSize {
-                try send(socket, bytes)
+                try send(bytes)
                 return
             }
         }
@@ -111,10 +125,10 @@ public final class SocketWriter {
     /// Sends everything pending.
     public func flush() throws {
         if let stickyError { throw stickyError }
-        guard let socket, count > 0 else { return }
+        guard stream != nil, count > 0 else { return }
         let n = count
         count = 0
-        try send(socket, UnsafeRawBufferPointer(start: storage, count: n))
+        try send(UnsafeRawBufferPointer(start: storage, count: n))
     }
 
     /// Flushes, then refuses further writes. The socket stays open.
@@ -123,14 +137,19 @@ public final class SocketWriter {
         if closed { return }
         defer {
             closed = true
-            if socket != nil { storage?.deallocate(); storage = nil; capacity = 0; count = 0 }
+            if stream != nil { storage?.deallocate(); storage = nil; capacity = 0; count = 0 }
         }
         try flush()
     }
 
-    private func send(_ socket: Socket, _ bytes: UnsafeRawBufferPointer) throws {
+    private func send(_ bytes: UnsafeRawBufferPointer) throws {
         do {
-            try socket.sendAll(bytes)
+            var deadline: UInt64 = 0
+            if let direct {
+                try direct.sendAll(bytes, deadline: &deadline)
+            } else {
+                try stream!.sendAll(bytes, deadline: &deadline)
+            }
         } catch {
             stickyError = error
             throw error
@@ -142,7 +161,7 @@ public final class SocketWriter {
         if count + bytes.count > capacity {
             var newCapacity = max(capacity * 2, 256)
             while newCapacity < count + bytes.count { newCapacity *= 2 }
-            if socket != nil { newCapacity = min(newCapacity, max(bufferSize, count + bytes.count)) }
+            if stream != nil { newCapacity = min(newCapacity, max(bufferSize, count + bytes.count)) }
             let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
             if let storage {
                 grown.copyMemory(from: storage, byteCount: count)
@@ -173,12 +192,27 @@ extension Socket {
     /// the writer is unbuffered.
     public func makeStreams(readBufferSize: Int = SocketReader.defaultBufferSize,
                             writeBufferSize: Int = SocketWriter.defaultBufferSize) -> (SocketReader, SocketWriter) {
-        let reader = SocketReader(self, bufferSize: readBufferSize)
-        let writer = SocketWriter(self, bufferSize: writeBufferSize)
-        if writeBufferSize > 0 {
-            reader.pairedWriter = writer
-            writer.pairedReader = reader
-        }
-        return (reader, writer)
+        pairStreams(SocketReader(self, bufferSize: readBufferSize), SocketWriter(self, bufferSize: writeBufferSize))
     }
+}
+
+extension ByteStream {
+    /// A paired reader and writer over this stream, as
+    /// ``Socket/makeStreams(readBufferSize:writeBufferSize:)``. `reader`: one
+    /// already made over this stream (its buffered bytes are kept).
+    public func makeStreams(readBufferSize: Int = SocketReader.defaultBufferSize,
+                            writeBufferSize: Int = SocketWriter.defaultBufferSize,
+                            reader: SocketReader? = nil) -> (SocketReader, SocketWriter) {
+        let r = reader ?? SocketReader(stream: self, bufferSize: readBufferSize)
+        return pairStreams(r, SocketWriter(stream: self, bufferSize: writeBufferSize))
+    }
+}
+
+/// Pairs a reader and a writer over one stream (see ``SocketWriter``).
+func pairStreams(_ reader: SocketReader, _ writer: SocketWriter) -> (SocketReader, SocketWriter) {
+    if writer.bufferSize > 0 {
+        reader.pairedWriter = writer
+        writer.pairedReader = reader
+    }
+    return (reader, writer)
 }

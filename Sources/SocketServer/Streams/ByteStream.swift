@@ -1,0 +1,76 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The bytes of one connection, as the buffered streams read and write
+/// them: a ``Socket`` is one; a TLS session over a socket
+/// (`SocketServerTLS`) is another.
+///
+/// ``SocketReader`` and ``SocketWriter`` work over any `ByteStream`, so
+/// bounded lines, batching, the whole-line deadline and sticky errors hold
+/// for every transport alike.
+///
+/// Deadlines: an operation made of several calls (one `readLine` that
+/// needs several receives, a `sendAll` after a partial send) passes the
+/// same `deadline` to each call. It is a monotonic time in nanoseconds
+/// (``Socket/monotonicNanos()``), 0 until the operation has to wait a
+/// second time and starts it with ``Socket/startDeadline(_:)``. A
+/// conforming stream must not make a call once the deadline has passed,
+/// and must report a time-out as ``SocketError/timeout(operation:address:)``.
+public protocol ByteStream: AnyObject, Sendable {
+    /// The socket beneath: its addresses, options, time-out and shutdown.
+    var socket: Socket { get }
+
+    /// Receives up to `buffer.count` bytes, waiting at most as long as the
+    /// socket's time-out (and `deadline`) allow; 0 at end of file.
+    func receive(into buffer: UnsafeMutableRawBufferPointer, deadline: inout UInt64) throws -> Int
+
+    /// Receives what is there now without waiting: the count (0 at end of
+    /// file), or nil when nothing is there yet.
+    func receiveNow(into buffer: UnsafeMutableRawBufferPointer) throws -> Int?
+
+    /// Sends every byte, under one deadline for the whole call.
+    func sendAll(_ bytes: UnsafeRawBufferPointer, deadline: inout UInt64) throws
+}
+
+extension Socket: ByteStream {
+    /// The socket itself.
+    public var socket: Socket { self }
+
+    /// Receives under the socket's time-out and `deadline` (see ``ByteStream``).
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, deadline: inout UInt64) throws -> Int {
+        try recv(into: buffer, deadline: &deadline)
+    }
+
+    /// A receive with `MSG_DONTWAIT`: nil when no byte is there.
+    public func receiveNow(into buffer: UnsafeMutableRawBufferPointer) throws -> Int? {
+        let fd = try fd("recv")
+        while true {
+            let n = Glibc_or_Darwin_recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
+            if n >= 0 { return n }
+            let e = Sys.errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return nil }
+            throw SocketError.system(Errno(e), operation: "recv", address: nil)
+        }
+    }
+
+    /// Sends every byte; the deadline covers the whole call.
+    public func sendAll(_ bytes: UnsafeRawBufferPointer, deadline: inout UInt64) throws {
+        var offset = 0
+        while offset < bytes.count {
+            if offset > 0 { startDeadline(&deadline) }  // a partial send: the rest shares one deadline
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+            offset += try io("send", events: Int16(POLLOUT), deadline: &deadline) { fd in
+                Glibc_or_Darwin_send(fd, rest.baseAddress, rest.count, Sys.noSignal)
+            }
+        }
+    }
+
+    /// Now on the monotonic clock, in nanoseconds: the clock of stream deadlines.
+    public static func monotonicNanos() -> UInt64 { Sys.monotonicNanos() }
+}
