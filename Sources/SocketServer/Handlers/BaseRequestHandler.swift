@@ -24,6 +24,10 @@ open class BaseRequestHandler {
         self.server = server
     }
 
+    /// Stores what the handler received and sent in `context` (for the
+    /// server's stats and its `connection.closed` event).
+    func recordTraffic(into context: ConnectionContext) {}
+
     /// Called before ``handle()``. Base: nothing.
     open func setup() throws {}
 

@@ -66,6 +66,11 @@ open class StreamRequestHandler: BaseRequestHandler {
         return made
     }
 
+    override func recordTraffic(into context: ConnectionContext) {
+        context.bytesIn = reader?.receivedCount ?? 0
+        context.bytesOut = writer?.sentCount ?? 0
+    }
+
     /// Applies ``timeout`` and ``disableNagleAlgorithm`` to the connection.
     open override func setup() throws {
         if let timeout { try connection.setTimeout(timeout) }
@@ -107,6 +112,11 @@ open class DatagramRequestHandler: BaseRequestHandler {
 
     /// Collects the reply.
     public let wfile = SocketWriter()
+
+    override func recordTraffic(into context: ConnectionContext) {
+        context.bytesIn = UInt64(packet.count)
+        context.bytesOut = UInt64(wfile.bytes.count)
+    }
 
     /// Sends the reply in ``wfile`` to the client as one datagram. For a
     /// client without an address (an unbound Unix socket) the reply goes

@@ -115,6 +115,9 @@ public final class SocketReader {
         storage?.deallocate()
     }
 
+    /// How many bytes this reader has received from its stream so far.
+    public internal(set) var receivedCount: UInt64 = 0
+
     /// How many bytes are buffered and not yet read.
     public var bufferedCount: Int { end - start }
 
@@ -406,6 +409,12 @@ public final class SocketReader {
     /// sent before we would block: first a non-blocking try, so input that
     /// is already there keeps the replies batched.
     private func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try receiveOnce(into: buffer)
+        receivedCount &+= UInt64(n)
+        return n
+    }
+
+    private func receiveOnce(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if let socket = direct {
             if let writer = pairedWriter, writer.pendingCount > 0 {
                 if let n = try socket.receiveNow(into: buffer) { return n }
