@@ -121,24 +121,30 @@ extension BaseServer {
         runRequest(request, record: record)
     }
 
-    /// Ends an admitted request: its slot back, then its events.
+    /// Ends an admitted request: its counters, its slot back, its event.
     func endRequest(_ record: ConnectionRecord, outcome: ConnectionOutcome, context: ConnectionContext?) {
         if isChild { return }  // the parent ends it when it reaps the child
+        let summary = self.summary(record, outcome: outcome, context: context)
+        counters.closed(summary)
         let wake = admission.withLock { $0.release(record.clientKey) }
         if wake { control.wakeup.signal() }
-        finishEvents(record, outcome: outcome, context: context)
+        connectionClosed(summary)
     }
 
+    /// Ends a request that never held a slot (refused).
     private func finishEvents(_ record: ConnectionRecord, outcome: ConnectionOutcome, context: ConnectionContext?) {
         guard !isChild else { return }
-        let now = Sys.monotonicNanos()
-        let summary = ConnectionSummary(
-            id: record.id, clientAddress: context?.clientAddress ?? record.clientAddress,
-            proxyAddress: context?.proxyAddress, duration: Double(now &- record.acceptedAt) / 1e9,
-            bytesIn: context?.bytesIn ?? 0, bytesOut: context?.bytesOut ?? 0, outcome: outcome,
-            isHealthCheck: context?.isHealthCheck ?? false, fields: context?.logFields ?? [])
+        let summary = self.summary(record, outcome: outcome, context: context)
         counters.closed(summary)
         connectionClosed(summary)
+    }
+
+    private func summary(_ record: ConnectionRecord, outcome: ConnectionOutcome, context: ConnectionContext?) -> ConnectionSummary {
+        ConnectionSummary(
+            id: record.id, clientAddress: context?.clientAddress ?? record.clientAddress,
+            proxyAddress: context?.proxyAddress, duration: Double(Sys.monotonicNanos() &- record.acceptedAt) / 1e9,
+            bytesIn: context?.bytesIn ?? 0, bytesOut: context?.bytesOut ?? 0, outcome: outcome,
+            isHealthCheck: context?.isHealthCheck ?? false, fields: context?.logFields ?? [])
     }
 
     /// The `connection.closed` record of a summary.

@@ -68,25 +68,23 @@ public enum RejectReason: String, Sendable, Equatable, CaseIterable, CustomStrin
 
 /// The key a client is counted under for ``ConnectionLimits/maxPerClient``.
 struct ClientKey: Hashable, Sendable {
+    let isIPv6: Bool
     let high: UInt64
     let low: UInt64
 
     /// nil for an address that is not IP (a Unix peer): not counted.
     init?(_ address: SocketAddress, ipv6PrefixLength: Int) {
         guard let bytes = address.networkBytes else { return nil }
-        if bytes.count == 4 {
+        func number(_ b: ArraySlice<UInt8>) -> UInt64 { b.reduce(0) { $0 << 8 | UInt64($1) } }
+        // IPv4, and IPv4-mapped IPv6 (::ffff:a.b.c.d), count as the IPv4 address.
+        if bytes.count == 4 || (bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff) {
+            isIPv6 = false
             high = 0
-            low = bytes.reduce(0) { $0 << 8 | UInt64($1) } | (1 << 40)
+            low = number(bytes.suffix(4))
             return
         }
-        // IPv4-mapped (::ffff:a.b.c.d) counts as the IPv4 address.
-        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
-            high = 0
-            low = bytes[12...].reduce(0) { $0 << 8 | UInt64($1) } | (1 << 40)
-            return
-        }
-        var h = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
-        var l = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
+        var h = number(bytes[0..<8])
+        var l = number(bytes[8..<16])
         let n = ipv6PrefixLength
         if n < 64 {
             h = n == 0 ? 0 : h & ~(UInt64.max >> UInt64(n))
@@ -94,7 +92,8 @@ struct ClientKey: Hashable, Sendable {
         } else if n < 128 {
             l = n == 64 ? 0 : l & ~(UInt64.max >> UInt64(n - 64))
         }
-        high = h | 1  // never equal to an IPv4 key (high 0)
+        isIPv6 = true
+        high = h
         low = l
     }
 }
