@@ -165,7 +165,7 @@ extension BaseServer {
         case .failed: level = .warning
         default: level = .info
         }
-        return LogRecord(level: level, event: "connection.closed", message: nil, fields: fields, connectionID: s.id)
+        return LogRecord(level: level, event: "connection.closed", message: nil, fields: fields, connectionID: s.id, summary: s)
     }
 }
 

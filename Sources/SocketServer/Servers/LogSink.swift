@@ -47,13 +47,18 @@ public struct LogRecord: Sendable {
     public var fields: [LogField]
     /// The connection's id, when the record is about one.
     public var connectionID: UInt64?
+    /// For `connection.closed`: the summary itself, typed (for adapters
+    /// such as metrics).
+    public var summary: ConnectionSummary?
 
-    public init(level: LogLevel, event: String, message: String?, fields: [LogField] = [], connectionID: UInt64? = nil) {
+    public init(level: LogLevel, event: String, message: String?, fields: [LogField] = [], connectionID: UInt64? = nil,
+                summary: ConnectionSummary? = nil) {
         self.level = level
         self.event = event
         self.message = message
         self.fields = fields
         self.connectionID = connectionID
+        self.summary = summary
     }
 }
 

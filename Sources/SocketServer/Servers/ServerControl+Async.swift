@@ -7,7 +7,8 @@
 extension ServerControl {
     /// Serves until the server is shut down or closed, on a thread of the
     /// library's own (``BaseServer/serveForever(pollInterval:)``), and
-    /// returns when the loop ends. Cancelling the task stops the loop, cuts
+    /// returns when the loop ends (after a graceful close or a drain: when
+    /// that has finished). Cancelling the task stops the loop, cuts
     /// the open connections (``BaseServer/closeGracefully(timeout:)`` with
     /// no grace) and throws `CancellationError`.
     ///
@@ -18,16 +19,14 @@ extension ServerControl {
     public func run(pollInterval: Double? = 0.5) async throws {
         guard let server = owner.withLock({ $0.server }) else { throw SocketError.closed(operation: "run") }
         let hop = ThreadHop(server)
-        let cancelled = Locked(false)
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in
                 do {
                     try Threads.spawn(stackSize: 1 << 20) { [lifecycle] in
                         let result = Result { try hop.value.serveForever(pollInterval: pollInterval) }
-                        if cancelled.withLock({ $0 }) {
-                            // Return once the cancellation's close has cut everything.
-                            lifecycle.wait(deadline: nil) { $0.graceful == .done }
-                        }
+                        // A graceful close (a drain, a cancellation) stopped
+                        // the loop: return once it has finished.
+                        lifecycle.wait(deadline: nil) { !$0.gracefulRunning }
                         done.resume(with: result)
                     }
                 } catch {
@@ -35,10 +34,8 @@ extension ServerControl {
                 }
             }
         } onCancel: {
-            cancelled.withLock { $0 = true }
             if !self.onOwnThread({ $0.closeGracefully(timeout: 0) }) {
                 // No thread for the close: stop the loop at least, without waiting.
-                cancelled.withLock { $0 = false }
                 self.apply(.shutdown)
                 self.wakeup.signal()
             }
@@ -52,6 +49,19 @@ extension ServerControl {
     public func drain(timeout: Double) async {
         await drain(delay: 0, grace: timeout)
     }
+
+    /// Starts ``BaseServer/drain(delay:grace:)`` on a thread of the
+    /// library's and returns at once: for a synchronous callback (a
+    /// ServiceLifecycle graceful-shutdown handler). ``run()`` returns when
+    /// the close has finished.
+    public func beginDrain(delay: Double = 0, grace: Double) {
+        apply(.beginDrain)
+        onOwnThread { $0.drain(delay: delay, grace: grace) }
+    }
+
+    /// What the server has done so far (``BaseServer/stats``); nil once
+    /// the server is gone.
+    public var stats: ServerStats? { owner.withLock { $0.server?.stats } }
 
     /// ``BaseServer/drain(delay:grace:)`` from async code: ``state`` turns
     /// `.draining` at once, the server serves for `delay` more seconds, then
