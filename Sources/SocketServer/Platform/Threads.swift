@@ -94,6 +94,7 @@ public final class Locked<Value>: @unchecked Sendable {
     private let cond: UnsafeMutablePointer<pthread_cond_t>
     private var value: Value
 
+    /// A lock guarding `initial`.
     public init(_ initial: Value) {
         value = initial
         mutex = .allocate(capacity: 1)

@@ -10,7 +10,9 @@ import Synchronization
 /// What a server hands its handler: a connected stream socket, or one
 /// datagram with the socket it came on (Python's `request`).
 public enum Request: Sendable {
+    /// A connection a stream server accepted: the handler's socket.
     case stream(Socket)
+    /// One datagram, and the server's socket it came on (replies go out on it).
     case datagram(packet: [UInt8], socket: Socket)
 
     /// The connected socket, or the server's datagram socket.
@@ -608,6 +610,7 @@ open class BaseServer: ServerClosing {
 /// Python's `with server:` block: ``closing(_:)`` closes the server however
 /// the block ends.
 public protocol ServerClosing: AnyObject {
+    /// Closes the server: ``BaseServer/serverClose()``.
     func serverClose()
 }
 

@@ -9,6 +9,7 @@ public enum ProcessPerRequest {}
 /// 'ConcurrencyMixIn'": no type can be both tags). `Tests/compile-fail`
 /// checks it.
 public protocol ConcurrencyMixIn: BaseServer {
+    /// ``ThreadPerRequest`` or ``ProcessPerRequest``: which mix-in this is.
     associatedtype ConcurrencyModel
 }
 

@@ -12,6 +12,7 @@ public enum StreamError: Error, Sendable, Equatable, CustomStringConvertible {
     /// `maxLength` bytes. The bytes stay unread.
     case lineTooLong(maxLength: Int)
 
+    /// `line too long (over 65536 bytes)`.
     public var description: String {
         switch self {
         case .lineTooLong(let n): return "line too long (over \(n) bytes)"
