@@ -235,7 +235,7 @@ final class ChatHandler: StreamRequestHandler {
             return
         }
         do {
-            try startThread { outbox.runWriter() }
+            try Threads.start(stackSize: 256 * 1024) { outbox.runWriter() }
         } catch {
             chat.room.withLock { _ = $0.leave(me) }
             throw error

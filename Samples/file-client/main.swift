@@ -41,7 +41,7 @@ sigemptyset(&blocked)
 sigaddset(&blocked, SIGINT)
 sigaddset(&blocked, SIGTERM)
 pthread_sigmask(SIG_BLOCK, &blocked, nil)  // before any thread starts: all inherit it
-try? startThread {
+try? Threads.start(stackSize: 256 * 1024) {
     var signals = sigset_t()
     sigemptyset(&signals)
     sigaddset(&signals, SIGINT)
