@@ -260,7 +260,9 @@ final class ChatHandler: StreamRequestHandler {
     /// Acts on one line; false when the client is done.
     func act(on line: String, from me: Int) -> Bool {
         guard line.hasPrefix("/") else {
-            if !line.isEmpty {
+            // A blank line (nothing, or only spaces and tabs) says nothing:
+            // like an empty one, it goes to nobody.
+            if !line.allSatisfy({ $0 == " " || $0 == "\t" }) {
                 chat.room.withLock { room in
                     if let name = room.name(me) { room.broadcast("\(name): \(line)", from: me) }
                 }

@@ -36,6 +36,12 @@ final class EchoHandler: StreamRequestHandler {
 let args = Arguments(usage: usage, valued: ["--unix", "--mode"])
 args.expectOperands(0...0)
 let (host, port, mode) = (args.host, args.port(default: 7007), args.mode)
+if args.value("--unix") != nil {
+    // A Unix socket has no host or port: silently ignoring them would hide a mistake.
+    for option in ["--host", "--port"] where args.value(option) != nil {
+        args.usageError("\(option) cannot be used with --unix")
+    }
+}
 
 let server: TCPServer
 if let path = args.value("--unix") {

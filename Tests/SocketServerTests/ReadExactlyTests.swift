@@ -52,3 +52,17 @@ struct ReadExactlyTests {
         #expect(try reader.readAll() == [3])
     }
 }
+
+/// readTextLine takes off the line end, LF or CRLF, and nothing else.
+@Suite("SocketReader readTextLine line ends")
+struct ReadTextLineEndTests {
+    @Test func aLoneCRBeforeEndOfFileStays() throws {
+        let reader = SocketReader(bytes: Array("crlf\r\nlf\n\r\nmid\rdle\nlast\r".utf8))
+        #expect(try reader.readTextLine() == "crlf")
+        #expect(try reader.readTextLine() == "lf")
+        #expect(try reader.readTextLine() == "")
+        #expect(try reader.readTextLine() == "mid\rdle")
+        #expect(try reader.readTextLine() == "last\r")
+        #expect(try reader.readTextLine() == nil)
+    }
+}

@@ -164,13 +164,16 @@ public final class SocketReader {
     }
 
     /// Reads one line as text: without its LF (and a CR right before it),
-    /// invalid UTF-8 replaced by U+FFFD; `nil` at end of file.
+    /// invalid UTF-8 replaced by U+FFFD; `nil` at end of file. A CR with no
+    /// LF after it (the last bytes before end of file) is text, and stays.
     public func readTextLine(maxLength: Int = SocketReader.defaultMaxLineLength) throws -> String? {
         guard let range = try nextLine(maxLength: maxLength) else { return nil }
         var count = range.count
         let base = storage! + range.lowerBound
-        if count > 0 && base.load(fromByteOffset: count - 1, as: UInt8.self) == 0x0A { count -= 1 }
-        if count > 0 && base.load(fromByteOffset: count - 1, as: UInt8.self) == 0x0D { count -= 1 }
+        if count > 0 && base.load(fromByteOffset: count - 1, as: UInt8.self) == 0x0A {
+            count -= 1
+            if count > 0 && base.load(fromByteOffset: count - 1, as: UInt8.self) == 0x0D { count -= 1 }
+        }
         return String(decoding: UnsafeRawBufferPointer(start: base, count: count), as: UTF8.self)
     }
 
