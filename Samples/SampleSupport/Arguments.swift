@@ -6,7 +6,7 @@
 import Darwin
 #endif
 
-/// The command line of a sample, parsed the way SAMPLES.md says:
+/// The command line of a sample, parsed the way Samples/README.md says:
 ///
 /// - `--name VALUE` or `--name=VALUE` for options that take a value, `--flag`
 ///   for the others; options may come before or after operands; `--` ends

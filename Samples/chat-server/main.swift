@@ -37,7 +37,8 @@ let usage = """
 
     Group chat: every line a client sends goes to all the others, prefixed
     with its name. Commands: /nick NAME, /who, /quit, /help. Lines are at most
-    4096 bytes. At most 1 MiB is queued for any one client; a client that
+    4096 bytes; an empty line, or one of only spaces and tabs, goes to
+    nobody. At most 1 MiB is queued for any one client; a client that
     stops reading is disconnected then. Clients may stay idle indefinitely
     (TCP keep-alive detects vanished peers).
 

@@ -14,6 +14,7 @@ let usage = """
       --host HOST   address to listen on (default 127.0.0.1)
       --port N      TCP port (default 7007; 0: any free port)
       --unix PATH   serve a Unix stream socket at PATH instead of TCP
+                    (then --host and --port do not apply: a usage error)
       --mode MODE   threading (a thread per connection, default), forking
                     (a process per connection) or sync (one at a time)
       -h, --help    show this help

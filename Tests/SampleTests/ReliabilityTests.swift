@@ -1,7 +1,8 @@
 // Reliability: what the sample servers survive, over real loopback sockets.
 //
-// Each test asserts one protection of SAMPLES.md ("No client can make a
-// server allocate without bound", "invalid UTF-8 never crashes anything")
+// Each test asserts one protection of Samples/README.md ("No client can make a
+// server hold more memory than its limits allow", invalid UTF-8 "never stops
+// anything")
 // or of the library (accept errors retried with back-off, no SIGPIPE,
 // nothing left behind by a connection), by watching the server process
 // from outside: its replies, its stderr, and /proc/PID (VmRSS, VmHWM,
