@@ -65,7 +65,11 @@ done
 echo "== documentation coverage"
 python3 scripts/check-doc-coverage.py "$work/graphs" "${modules[@]}" || status=1
 
-# 3. docc convert, warnings as errors.
+# 3. docc convert, warnings as errors. Modules are converted in the order
+#    given, each able to link to the ones before it (``SocketServer/BaseServer``
+#    from SocketServerTLS): docc's external link support, experimental in
+#    this docc, with every earlier archive as a --dependency.
+dependencies=()
 for module in "${modules[@]}"; do
     echo "== docc convert $module"
     catalog=Sources/$module/$module.docc
@@ -75,7 +79,8 @@ for module in "${modules[@]}"; do
     if [ ${#modules[@]} -eq 1 ]; then target=$output; else target=$work/archives/$module.doccarchive; fi
     rm -rf "$target"
     mkdir -p "$(dirname "$target")"
-    if ! docc convert "${args[@]}" \
+    if ! docc convert "${args[@]}" "${dependencies[@]}" \
+        --enable-experimental-external-link-support \
         --additional-symbol-graph-dir "$work/graphs/$module" \
         --output-path "$target" \
         --fallback-display-name "$module" \
@@ -90,6 +95,7 @@ for module in "${modules[@]}"; do
         echo "error: docc reported problems for $module" >&2
         status=1
     fi
+    dependencies+=(--dependency "$target")
 done
 
 if [ ${#modules[@]} -gt 1 ] && [ $status -eq 0 ]; then
