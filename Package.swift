@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// The sample executables (Samples/NAME/main.swift), specified in SAMPLES.md.
+/// The sample executables (Samples/NAME/main.swift), described in Samples/README.md.
 let samples = ["timestamp-server", "timestamp-client", "chat-server", "chat-client",
                "echo-server", "file-server", "file-client"]
 

@@ -54,30 +54,3 @@ public final class InputLines {
 public func printBytes<Bytes: Sequence<UInt8>>(_ bytes: Bytes) {
     writeAll(1, Array(bytes))
 }
-
-/// Starts a detached thread running `body`.
-public func startThread(stackSize: Int = 256 * 1024, _ body: @escaping @Sendable () -> Void) throws {
-    final class Body: Sendable {
-        let run: @Sendable () -> Void
-        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-    }
-    var attr = pthread_attr_t()
-    pthread_attr_init(&attr)
-    defer { pthread_attr_destroy(&attr) }
-    pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-    pthread_attr_setstacksize(&attr, max(stackSize, Int(PTHREAD_STACK_MIN)))
-    let box = Unmanaged.passRetained(Body(body))
-    #if canImport(Darwin)
-    var thread: pthread_t?
-    #else
-    var thread = pthread_t()
-    #endif
-    let r = pthread_create(&thread, &attr, { context in
-        Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
-        return nil
-    }, box.toOpaque())
-    if r != 0 {
-        box.release()
-        throw Errno(r)
-    }
-}

@@ -117,9 +117,12 @@ public func lingeringClose(_ socket: Socket) {
 }
 
 /// A line's content: its bytes without the LF and one CR right before it.
+/// A CR without an LF after it (a datagram `ping\r`, the last bytes before
+/// end of file) is content, and stays.
 public func lineContent(_ line: [UInt8]) -> ArraySlice<UInt8> {
     var end = line.count
-    if end > 0 && line[end - 1] == 0x0A { end -= 1 }
+    guard end > 0 && line[end - 1] == 0x0A else { return line[...] }
+    end -= 1
     if end > 0 && line[end - 1] == 0x0D { end -= 1 }
     return line[..<end]
 }

@@ -36,7 +36,7 @@ let serverClosed = DispatchSemaphore(value: 0)
 
 // The reader: the server's lines go to stdout as they arrive, unchanged.
 do {
-    try startThread {
+    try Threads.start(stackSize: 256 * 1024) {
         while let bytes = try? socket.recv(65536), !bytes.isEmpty {
             printBytes(bytes)
         }

@@ -37,7 +37,8 @@ let usage = """
 
     Group chat: every line a client sends goes to all the others, prefixed
     with its name. Commands: /nick NAME, /who, /quit, /help. Lines are at most
-    4096 bytes. At most 1 MiB is queued for any one client; a client that
+    4096 bytes; an empty line, or one of only spaces and tabs, goes to
+    nobody. At most 1 MiB is queued for any one client; a client that
     stops reading is disconnected then. Clients may stay idle indefinitely
     (TCP keep-alive detects vanished peers).
 
@@ -235,7 +236,7 @@ final class ChatHandler: StreamRequestHandler {
             return
         }
         do {
-            try startThread { outbox.runWriter() }
+            try Threads.start(stackSize: 256 * 1024) { outbox.runWriter() }
         } catch {
             chat.room.withLock { _ = $0.leave(me) }
             throw error
@@ -260,7 +261,9 @@ final class ChatHandler: StreamRequestHandler {
     /// Acts on one line; false when the client is done.
     func act(on line: String, from me: Int) -> Bool {
         guard line.hasPrefix("/") else {
-            if !line.isEmpty {
+            // A blank line (nothing, or only spaces and tabs) says nothing:
+            // like an empty one, it goes to nobody.
+            if !line.allSatisfy({ $0 == " " || $0 == "\t" }) {
                 chat.room.withLock { room in
                     if let name = room.name(me) { room.broadcast("\(name): \(line)", from: me) }
                 }

@@ -14,6 +14,7 @@ let usage = """
       --host HOST   address to listen on (default 127.0.0.1)
       --port N      TCP port (default 7007; 0: any free port)
       --unix PATH   serve a Unix stream socket at PATH instead of TCP
+                    (then --host and --port do not apply: a usage error)
       --mode MODE   threading (a thread per connection, default), forking
                     (a process per connection) or sync (one at a time)
       -h, --help    show this help
@@ -36,6 +37,12 @@ final class EchoHandler: StreamRequestHandler {
 let args = Arguments(usage: usage, valued: ["--unix", "--mode"])
 args.expectOperands(0...0)
 let (host, port, mode) = (args.host, args.port(default: 7007), args.mode)
+if args.value("--unix") != nil {
+    // A Unix socket has no host or port: silently ignoring them would hide a mistake.
+    for option in ["--host", "--port"] where args.value(option) != nil {
+        args.usageError("\(option) cannot be used with --unix")
+    }
+}
 
 let server: TCPServer
 if let path = args.value("--unix") {

@@ -41,7 +41,7 @@ sigemptyset(&blocked)
 sigaddset(&blocked, SIGINT)
 sigaddset(&blocked, SIGTERM)
 pthread_sigmask(SIG_BLOCK, &blocked, nil)  // before any thread starts: all inherit it
-try? startThread {
+try? Threads.start(stackSize: 256 * 1024) {
     var signals = sigset_t()
     sigemptyset(&signals)
     sigaddset(&signals, SIGINT)
@@ -128,7 +128,8 @@ func get(_ name: String, to destination: String, force: Bool) {
     let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
     let temporary = "\(directory).\(base).part-\(UInt32.random(in: 0...UInt32.max))"
     let file = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    guard file >= 0 else { fail("cannot write \(temporary): \(Errno(errno).message)") }
+    // Errors name DEST, what the user asked for, never the hidden temporary.
+    guard file >= 0 else { fail("cannot write \(destination): \(Errno(errno).message)") }
     partial.withLock { $0 = temporary }
     func abandon(_ message: String) -> Never {
         unlink(temporary)
@@ -156,11 +157,11 @@ func get(_ name: String, to destination: String, force: Bool) {
             }
             return true
         }
-        if !written { progress.finish(); abandon("cannot write \(temporary): \(Errno(errno).message)") }
+        if !written { progress.finish(); abandon("cannot write \(destination): \(Errno(errno).message)") }
         progress.advance(by: n)
     }
     progress.finish()
-    if fsync(file) != 0 || close(file) != 0 { abandon("cannot write \(temporary): \(Errno(errno).message)") }
+    if fsync(file) != 0 || close(file) != 0 { abandon("cannot write \(destination): \(Errno(errno).message)") }
     if force {
         if rename(temporary, destination) != 0 { abandon("cannot write \(destination): \(Errno(errno).message)") }
     } else {

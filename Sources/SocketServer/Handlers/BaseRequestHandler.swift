@@ -18,6 +18,8 @@ open class BaseRequestHandler {
     /// ``BaseServer/connectionStages``); nil when nothing did.
     public internal(set) var context: ConnectionContext?
 
+    /// Made by the server for each request (``BaseServer/finishRequest(_:clientAddress:)``),
+    /// or by ``HandlerHarness`` in a test; a subclass that overrides it calls `super`.
     public required init(request: Request, clientAddress: SocketAddress, server: BaseServer) {
         self.request = request
         self.clientAddress = clientAddress

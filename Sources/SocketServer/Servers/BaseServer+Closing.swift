@@ -78,6 +78,7 @@ extension BaseServer {
 /// Python's `with server:` block: ``closing(_:)`` closes the server however
 /// the block ends.
 public protocol ServerClosing: AnyObject {
+    /// Closes the server: ``BaseServer/serverClose()``.
     func serverClose()
 }
 

@@ -1,7 +1,9 @@
 /// What a server hands its handler: a connected stream socket, or one
 /// datagram with the socket it came on (Python's `request`).
 public enum Request: Sendable {
+    /// A connection a stream server accepted: the handler's socket.
     case stream(Socket)
+    /// One datagram, and the server's socket it came on (replies go out on it).
     case datagram(packet: [UInt8], socket: Socket)
 
     /// The connected socket, or the server's datagram socket.

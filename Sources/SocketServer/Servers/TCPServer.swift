@@ -67,6 +67,7 @@ open class TCPServer: BaseServer {
     /// The socket type (Python's `socket_type`).
     public var socketType: SocketType { socket.type }
 
+    /// The listening socket's descriptor (Python's `fileno()`), for `poll`.
     open override var fileno: Int32 { socket.fileno }
 
     /// Sets the reuse options, binds, and records the real address.

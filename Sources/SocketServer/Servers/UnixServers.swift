@@ -27,6 +27,10 @@ open class UnixStreamServer: TCPServer {
         try self.init(SocketAddress(unixPath: path), handler, bindAndActivate: bindAndActivate)
     }
 
+    /// Removes a stale socket file left at the path by a server that is
+    /// gone (never a live one's, nor a file that is not a socket), binds,
+    /// and remembers the file it created so ``BaseServer/serverClose()``
+    /// removes it.
     open override func serverBind() throws {
         try socketFile.removeIfStale(serverAddress, type: socket.type)
         try super.serverBind()
@@ -55,6 +59,10 @@ open class UnixDatagramServer: UDPServer {
         try self.init(SocketAddress(unixPath: path), handler, bindAndActivate: bindAndActivate)
     }
 
+    /// Removes a stale socket file left at the path by a server that is
+    /// gone (never a live one's, nor a file that is not a socket), binds,
+    /// and remembers the file it created so ``BaseServer/serverClose()``
+    /// removes it.
     open override func serverBind() throws {
         try socketFile.removeIfStale(serverAddress, type: socket.type)
         try super.serverBind()

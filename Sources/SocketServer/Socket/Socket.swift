@@ -493,6 +493,8 @@ public final class Socket: Sendable, CustomStringConvertible {
         if Glibc_or_Darwin_shutdown(fd, h) != 0 { throw SocketError.fromErrno("shutdown") }
     }
 
+    /// Python's `repr`: `<Socket fd=5 family=AF_INET type=SOCK_STREAM proto=6
+    /// laddr=127.0.0.1:8000 raddr=127.0.0.1:50124>` (the addresses while open).
     public var description: String {
         let fd = fileno
         var s = "<Socket fd=\(fd) family=\(family) type=\(type) proto=\(proto)"

@@ -51,6 +51,8 @@ public enum SocketError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// What failed, where and why: `connect to 127.0.0.1:9: Connection
+    /// refused (ECONNREFUSED)`, `recv from 127.0.0.1:50124: timed out`.
     public var description: String {
         switch self {
         case .system(let e, let op, let addr):
