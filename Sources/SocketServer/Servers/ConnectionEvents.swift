@@ -43,6 +43,7 @@ public enum ConnectionOutcome: Sendable, CustomStringConvertible {
         }
     }
 
+    /// The outcome's name, with the reason or the error.
     public var description: String {
         switch self {
         case .refused(let r): return "refused (\(r))"

@@ -54,7 +54,7 @@ public enum RejectReason: String, Sendable, Equatable, CaseIterable, CustomStrin
     case capacity = "server full"
     /// ``ConnectionLimits/maxPerClient`` from this address were open.
     case perClientLimit = "too many connections"
-    /// The ``BaseServer/addressFilter`` does not allow the address.
+    /// The server's address filter does not allow the address.
     case addressFilter = "address not allowed"
     /// ``BaseServer/verifyRequest(_:clientAddress:)`` returned false.
     case verifyRequest = "not verified"
@@ -63,6 +63,7 @@ public enum RejectReason: String, Sendable, Equatable, CaseIterable, CustomStrin
     /// It was accepted while the server was stopping.
     case shuttingDown = "shutting down"
 
+    /// The reason as log lines write it (`too many connections`).
     public var description: String { rawValue }
 }
 

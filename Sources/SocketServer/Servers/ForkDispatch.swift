@@ -95,5 +95,6 @@ public struct ChildExitError: Error, Sendable, CustomStringConvertible {
     /// Its `waitpid` status.
     public let status: Int32
 
+    /// `child PID ended with status N`.
     public var description: String { "child \(pid) ended with status \(status)" }
 }

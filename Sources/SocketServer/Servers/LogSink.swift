@@ -8,10 +8,21 @@ import Darwin
 
 /// How much a log record matters.
 public enum LogLevel: Int, Sendable, Comparable, CustomStringConvertible {
-    case debug, info, notice, warning, error
+    /// Details for whoever debugs: a peer that went away, a health check.
+    case debug
+    /// What happened in the ordinary course: a connection closed.
+    case info
+    /// Worth a look: something refused.
+    case notice
+    /// A request failed.
+    case warning
+    /// The server could not do what it should (an accept failed).
+    case error
 
+    /// Orders levels by how much they matter.
     public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
 
+    /// `debug`, `info`, `notice`, `warning` or `error`.
     public var description: String {
         switch self {
         case .debug: return "debug"
@@ -25,8 +36,11 @@ public enum LogLevel: Int, Sendable, Comparable, CustomStringConvertible {
 
 /// One `key=value` fact of a log record.
 public struct LogField: Sendable, Equatable {
+    /// The key (`peer`).
     public var key: String
+    /// The value (`127.0.0.1:50124`), quoted by a logfmt sink where needed.
     public var value: String
+    /// A field `key=value`.
     public init(_ key: String, _ value: String) {
         self.key = key
         self.value = value
@@ -37,6 +51,7 @@ public struct LogField: Sendable, Equatable {
 /// `connection.closed`), how much it matters, a line for people (nil
 /// when the event is for machines only), and structured fields.
 public struct LogRecord: Sendable {
+    /// How much it matters.
     public var level: LogLevel
     /// A dotted name: `connection.closed`, `connection.refused`,
     /// `request.error`, `request.peer_gone`, `accept.error`.
@@ -51,6 +66,7 @@ public struct LogRecord: Sendable {
     /// such as metrics).
     public var summary: ConnectionSummary?
 
+    /// A record; see the properties.
     public init(level: LogLevel, event: String, message: String?, fields: [LogField] = [], connectionID: UInt64? = nil,
                 summary: ConnectionSummary? = nil) {
         self.level = level
@@ -76,6 +92,7 @@ public protocol LogSink: Sendable {
 public struct TextLogSink: LogSink {
     /// Records below this level print nothing.
     public var minimumLevel: LogLevel
+    /// A sink printing records of `minimumLevel` and above.
     public init(minimumLevel: LogLevel = .debug) { self.minimumLevel = minimumLevel }
 
     public func log(_ record: LogRecord) {
@@ -93,6 +110,7 @@ public struct LogfmtLogSink: LogSink {
     /// Where lines go; standard error by default.
     let write: @Sendable (String) -> Void
 
+    /// A sink writing records of `minimumLevel` and above to standard error.
     public init(minimumLevel: LogLevel = .debug) {
         self.minimumLevel = minimumLevel
         self.write = { writeStderr($0) }

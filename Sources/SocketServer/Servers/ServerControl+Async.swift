@@ -52,7 +52,7 @@ extension ServerControl {
 
     /// Starts ``BaseServer/drain(delay:grace:)`` on a thread of the
     /// library's and returns at once: for a synchronous callback (a
-    /// ServiceLifecycle graceful-shutdown handler). ``run()`` returns when
+    /// ServiceLifecycle graceful-shutdown handler). ``run(pollInterval:)`` returns when
     /// the close has finished.
     public func beginDrain(delay: Double = 0, grace: Double) {
         apply(.beginDrain)

@@ -20,6 +20,7 @@ public enum ServerState: Sendable, Equatable, CustomStringConvertible {
     /// The loop has ended, or the server is closed.
     case stopped
 
+    /// `starting`, `serving`, `draining` or `stopped`.
     public var description: String {
         switch self {
         case .starting: return "starting"
@@ -120,7 +121,7 @@ struct Lifecycle: Sendable {
 
 /// The part of a server that other threads may hold: its serving loop's
 /// state. `shutdown()` from any thread, a signal watcher, a health check
-/// reading ``state``, or `async` code awaiting ``run()``.
+/// reading ``state``, or `async` code awaiting ``run(pollInterval:)``.
 public final class ServerControl: Sendable {
     let lifecycle = Locked(Lifecycle())
     /// `lifecycle.mustStop`, for the loop to read without the lock. Written
