@@ -88,6 +88,7 @@ open class BaseServer: ServerClosing {
     private let addressStorage: Locked<SocketAddress>
     private let timeoutStorage = Locked<Double?>(nil)
     private let stagesStorage = Locked<[any ConnectionStage]>([])
+    private let proxyStorage = Locked<ProxyProtocolConfig?>(nil)
     private let acceptBackoffNanos = Atomic<UInt64>(0)
     let workers = Locked(Workers())
     /// The serving loop's state, shareable with other threads.
@@ -136,6 +137,15 @@ open class BaseServer: ServerClosing {
     public var connectionStages: [any ConnectionStage] {
         get { stagesStorage.withLock { $0 } }
         set { stagesStorage.withLock { $0 = newValue } }
+    }
+
+    /// Reading PROXY protocol headers (HAProxy's v1 and v2) from trusted
+    /// proxies: see ``ProxyProtocolConfig``. Nil (off) by default; set
+    /// before serving. Its ``ProxyProtocolStage`` runs before the
+    /// ``connectionStages``.
+    public var proxyProtocol: ProxyProtocolConfig? {
+        get { proxyStorage.withLock { $0 } }
+        set { proxyStorage.withLock { $0 = newValue } }
     }
 
     /// The listen backlog. Python's 5 drops connections under a burst; the
@@ -337,11 +347,23 @@ open class BaseServer: ServerClosing {
     /// first makes the connection's ``ConnectionContext`` and runs the
     /// stages (on this, the connection's thread); the handler then sees the
     /// context's client address and streams.
+    /// A proxy's health check (``ConnectionContext/isHealthCheck``) that
+    /// closes before or right after its header is not an error: nothing
+    /// reaches ``handleError(_:request:clientAddress:)``.
     open func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
-        let context = try prepareConnection(request, clientAddress: clientAddress)
+        let context: ConnectionContext?
+        do {
+            context = try prepareConnection(request, clientAddress: clientAddress)
+        } catch let error as ProxyProtocolError where error.isHealthCheck {
+            return
+        }
         let handler = handlerType.init(request: request, clientAddress: context?.clientAddress ?? clientAddress, server: self)
         handler.context = context
-        try handler.run()
+        do {
+            try handler.run()
+        } catch let error as SocketError where error.isPeerGone && context?.isHealthCheck == true {
+            return
+        }
     }
 
     /// Makes the context of a stream connection and runs the stages over
@@ -349,8 +371,10 @@ open class BaseServer: ServerClosing {
     func prepareConnection(_ request: Request, clientAddress: SocketAddress) throws -> ConnectionContext? {
         guard case .stream(let socket) = request else { return nil }
         let stages = connectionStages
-        guard !stages.isEmpty else { return nil }
+        let proxy = proxyProtocol
+        guard !stages.isEmpty || proxy != nil else { return nil }
         let context = ConnectionContext(socket: socket, peerAddress: clientAddress)
+        if let proxy { try ProxyProtocolStage(proxy).prepare(context, server: self) }
         for stage in stages { try stage.prepare(context, server: self) }
         return context
     }
