@@ -14,7 +14,9 @@ let package = Package(
         // A few libc calls Swift's Glibc module hides without _GNU_SOURCE.
         .target(name: "CSocketServer"),
         .target(name: "SocketServer", dependencies: ["CSocketServer"]),
-        .testTarget(name: "SocketServerTests", dependencies: ["SocketServer"]),
+        .testTarget(name: "SocketServerTests", dependencies: ["SocketServer", "activation-echo"]),
+        // A test-only echo server for the socket activation and restart tests.
+        .executableTarget(name: "activation-echo", dependencies: ["SocketServer"], path: "Tests/activation-echo"),
         // What the samples share: option parsing, the signal-to-shutdown
         // wiring, the `listening on` and error lines.
         .target(name: "SampleSupport", dependencies: ["SocketServer"], path: "Samples/SampleSupport"),
