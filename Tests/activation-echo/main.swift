@@ -21,8 +21,30 @@ final class Echo: StreamRequestHandler {
 
 final class EchoServer: ThreadingTCPServer {}
 
-let handedOver = Atomic<Bool>(false)
-nonisolated(unsafe) var offerPath: String?  // set before the offering thread starts, read by it only
+/// The offer made on a thread of its own while the server serves.
+final class Offer: Sendable {
+    let socket: Socket
+    let path: String
+    let done = Atomic<Bool>(false)
+    init(socket: Socket, path: String) { self.socket = socket; self.path = path }
+}
+
+/// Starts offering on a new thread (a plain function: nothing of the main
+/// actor's, which the top-level code here belongs to, is touched there).
+func startOffer(_ offer: Offer) {
+    var thread = pthread_t()
+    let r = pthread_create(&thread, nil, { raw in
+        let offer = Unmanaged<Offer>.fromOpaque(raw!).takeRetainedValue()
+        do {
+            try ListenerHandoff.offer([offer.socket], at: offer.path)
+            offer.done.store(true, ordering: .releasing)
+        } catch {
+            fail("offer: \(error)")
+        }
+        return nil
+    }, Unmanaged.passRetained(offer).toOpaque())
+    if r != 0 { fail("pthread_create: \(r)") }
+}
 
 /// One line on standard output, at once.
 func say(_ line: String) {
@@ -37,6 +59,7 @@ func fail(_ message: String) -> Never {
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 var takePath: String?
+var offerPath: String?
 while !arguments.isEmpty {
     let flag = arguments.removeFirst()
     guard !arguments.isEmpty else { fail("\(flag) needs a value") }
@@ -63,24 +86,13 @@ do { server = try EchoServer(socket: socket, Echo.self) } catch { fail("\(error)
 server.timeout = 0.05
 say("serving \(server.serverAddress)")
 
-if offerPath != nil {
-    var thread = pthread_t()
-    let r = pthread_create(&thread, nil, { _ in
-        do {
-            try ListenerHandoff.offer([server.socket], at: offerPath!)
-            handedOver.store(true, ordering: .releasing)
-        } catch {
-            fail("offer: \(error)")
-        }
-        return nil
-    }, nil)
-    if r != 0 { fail("pthread_create: \(r)") }
-}
+let offer = offerPath.map { Offer(socket: server.socket, path: $0) }
+if let offer { startOffer(offer) }
 
 // Our own loop rather than serveForever + shutdown(): a connection this
 // process has accepted is always served, never closed because a shutdown
 // came between poll and accept.
-while !handedOver.load(ordering: .acquiring) {
+while offer?.done.load(ordering: .acquiring) != true {
     do { try server.handleRequest() } catch { fail("\(error)") }
 }
 server.serverClose()  // closes our descriptor of the listener; waits for the handlers
