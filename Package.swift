@@ -32,6 +32,7 @@ let package = Package(
         .target(name: "CFuzzer", path: "Fuzz/CFuzzer"),
         .executableTarget(name: "fuzz-readline", dependencies: ["SampleSupport", "CFuzzer"], path: "Fuzz/readline"),
         .executableTarget(name: "fuzz-file-request", dependencies: ["SampleSupport", "CFuzzer"], path: "Fuzz/file-request"),
+        .executableTarget(name: "fuzz-proxy-header", dependencies: ["SampleSupport", "CFuzzer"], path: "Fuzz/proxy-header"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -47,8 +47,7 @@ extension ProxyHeader {
             default:
                 fam = .unix
                 for a in [src, dst] {
-                    var path = Array((a.path ?? "").utf8)
-                    if a.description.hasPrefix("@") { path = [0] + Array(a.description.utf8.dropFirst()) }
+                    guard case .unix(let path) = a.storage else { continue }
                     guard path.count <= 108 else { throw SocketError.invalidArgument("PROXY header: Unix path over 108 bytes") }
                     block += path + Array(repeating: 0, count: 108 - path.count)
                 }
