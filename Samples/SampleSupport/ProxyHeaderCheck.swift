@@ -20,12 +20,14 @@ import SocketServer
 public enum ProxyHeaderCheck {
     /// What went wrong, for the fuzzer's report.
     public struct Failure: Error, CustomStringConvertible {
+        /// The invariant broken, with the input's size and the limit.
         public let description: String
     }
 
     /// The limits on a v2 header each input is parsed under.
     public static let limits = [ProxyHeader.defaultMaxLength, 64]
 
+    /// Runs every invariant on `input` under each of ``limits``; throws the first broken one.
     public static func check(_ input: [UInt8]) throws(Failure) {
         for limit in limits { try check(input, limit: limit) }
     }

@@ -128,7 +128,7 @@ struct ActivationTests {
         for _ in 0..<3 {  // the free port may be taken between our check and its bind: try another
             let port = try freePort()
             let address = try SocketAddress(ipv4: "127.0.0.1", port: port)
-            let child = try ChildProcess(["systemd-socket-activate", "-l", "127.0.0.1:\(port)", binDirectory + "/activation-echo"],
+            let child = try ChildProcess([programPath("systemd-socket-activate")!, "-l", "127.0.0.1:\(port)", binDirectory + "/activation-echo"],
                                          outputPath: dir.file("activation.log"))
             defer { child.stop() }
             do {

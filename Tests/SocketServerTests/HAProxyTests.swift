@@ -51,7 +51,7 @@ struct HAProxyTests {
                 """
             let cfg = dir.file("haproxy.cfg")
             Glibc.close(try SockKit.makeFile(cfg, Array(config.utf8)))
-            haproxy = try ChildProcess(["haproxy", "-db", "-f", cfg], outputPath: dir.file("haproxy.log"))
+            haproxy = try ChildProcess([programPath("haproxy")!, "-db", "-f", cfg], outputPath: dir.file("haproxy.log"))
             v1Frontend = try SocketAddress(ipv4: "127.0.0.1", port: pv1)
             v2Frontend = try SocketAddress(ipv4: "127.0.0.1", port: pv2)
             v6Frontend = try pv6.map { try SocketAddress(ipv6: "::1", port: $0) }

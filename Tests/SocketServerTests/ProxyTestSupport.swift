@@ -100,16 +100,16 @@ final class ChildProcess {
     var output: String { SockKit.readFile(outputPath) ?? "" }
 }
 
-/// Whether `program` is on PATH.
-func haveProgram(_ program: String) -> Bool {
-    (ProcessInfoLite.path ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin").split(separator: ":").contains {
-        access("\($0)/\(program)", X_OK) == 0
-    }
+/// The full path of `program`: on PATH, or in the sbin directories a
+/// non-root PATH often lacks (haproxy is in /usr/sbin); nil if absent.
+func programPath(_ program: String) -> String? {
+    let path = getenv("PATH").map { String(cString: $0) } ?? ""
+    let dirs = path.split(separator: ":").map(String.init) + ["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+    return dirs.map { "\($0)/\(program)" }.first { access($0, X_OK) == 0 }
 }
 
-enum ProcessInfoLite {
-    static var path: String? { getenv("PATH").map { String(cString: $0) } }
-}
+/// Whether `program` is installed (see ``programPath(_:)``).
+func haveProgram(_ program: String) -> Bool { programPath(program) != nil }
 
 /// A free loopback TCP port (bound, then closed: another process may take
 /// it in between, so callers retry on EADDRINUSE where they can).

@@ -55,7 +55,7 @@ struct RestartTests {
         for _ in 0..<3 {  // the free port may be taken before the activator binds it: try another
             let port = try freePort()
             let candidate = try SocketAddress(ipv4: "127.0.0.1", port: port)
-            let child = try ChildProcess(["systemd-socket-activate", "-l", "127.0.0.1:\(port)", echo, "--offer-at", handoff],
+            let child = try ChildProcess([programPath("systemd-socket-activate")!, "-l", "127.0.0.1:\(port)", echo, "--offer-at", handoff],
                                          outputPath: dir.file("old.log"))
             if let c = try? connectWhenUp(candidate), (try? roundTrip(c, c.makeReader(), "up?\n")) == "up?\n" {
                 c.close()

@@ -213,6 +213,7 @@ public enum ProxyProtocolError: Error, Sendable, Hashable, CustomStringConvertib
     /// before sending anything (``closedBeforeHeader``).
     public var isHealthCheck: Bool { self == .closedBeforeHeader }
 
+    /// What went wrong, as one line (`PROXY protocol: invalid header: LF without CR`).
     public var description: String {
         switch self {
         case .notAHeader: return "PROXY protocol: no header (the connection does not start with one)"

@@ -18,8 +18,9 @@ import Darwin
 /// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`, what a dual-stack IPv6
 /// listener reports for an IPv4 client) are matched as the IPv4 address
 /// they carry, both as the address tested and as the network: a network
-/// written `::ffff:10.0.0.0/104` is `10.0.0.0/8`. Unix addresses are in no
-/// network. A network written with host bits set (`10.0.0.1/8`) is
+/// written `::ffff:10.0.0.0/104` is `10.0.0.0/8`. So an IPv6 network such
+/// as `::/0` holds no IPv4 client, mapped or not: list `0.0.0.0/0` as well
+/// to take both. Unix addresses are in no network. A network written with host bits set (`10.0.0.1/8`) is
 /// refused, as Python's `ip_network` does: it is almost always a typo.
 public struct CIDR: Sendable, Hashable, CustomStringConvertible {
     /// The network's address bytes: 4 for IPv4, 16 for IPv6, host bits zero.
