@@ -119,6 +119,35 @@ struct ProxyServerTests {
         #expect(server.seen.withLock { $0.first?.header?.authority } == "a.test")
     }
 
+    /// A stage that runs after the header, as a TLS handshake would: it
+    /// finds the header read and takes the bytes buffered after it.
+    struct TakeOverStage: ConnectionStage {
+        let taken: Locked<[UInt8]?>
+        func prepare(_ connection: ConnectionContext, server: BaseServer) throws {
+            guard connection.proxyHeader != nil, let reader = connection.reader else { return }
+            var bytes = reader.takeBuffered()
+            while !bytes.contains(0x0A) { bytes += try reader.readSome(64) }  // the rest of the first line
+            taken.withLock { $0 = bytes }
+            // A new stream would start here; give the bytes back to a new reader.
+            connection.reader = SocketReader(stream: connection.stream, buffered: bytes)
+        }
+    }
+
+    @Test func theHeaderIsReadBeforeTheOtherStagesAndTheyGetTheBytesAfterIt() throws {
+        let server = try ProxyRecordingServer(("127.0.0.1", 0), ClientEchoHandler.self)
+        let taken = Locked<[UInt8]?>(nil)
+        server.connectionStages = [TakeOverStage(taken: taken)]
+        server.proxyProtocol = ProxyProtocolConfig(trusted: CIDR.loopback)
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        let c = try client(server.serverAddress)
+        defer { c.close() }
+        try c.sendAll(try ProxyHeader(source: SocketAddress(ipv4: "192.0.2.1", port: 5), destination: server.serverAddress).encode(.v1)
+                      + bytes("hello after the header\n"))
+        #expect(text(try c.makeReader().readLine()) == "192.0.2.1:5 hello after the header\n")
+        #expect(text(taken.withLock { $0 }) == "hello after the header\n")
+    }
+
     @Test func healthChecksReachNoHandleError() throws {
         let server = try startServer(ProxyProtocolConfig(trusted: CIDR.loopback))
         defer { server.shutdown(); server.serverClose() }
