@@ -347,6 +347,7 @@ open class BaseServer: ServerClosing {
     /// first makes the connection's ``ConnectionContext`` and runs the
     /// stages (on this, the connection's thread); the handler then sees the
     /// context's client address and streams.
+    ///
     /// A proxy's health check (``ConnectionContext/isHealthCheck``) that
     /// closes before or right after its header is not an error: nothing
     /// reaches ``handleError(_:request:clientAddress:)``.
