@@ -31,9 +31,10 @@ import Darwin
 /// offerer accepts only a taker of its own user (or root) (`SO_PEERCRED`);
 /// put the path in a directory only the service can reach.
 ///
-/// Before sending, the offerer makes stream listeners non-blocking (the
-/// flag belongs to the shared socket): while both processes accept, one
-/// may find the other took the connection, and must not block on it.
+/// Before sending, the offerer makes the sockets non-blocking (the flag
+/// belongs to the shared socket): while both processes accept (or
+/// receive datagrams), one may find the other took the connection, and
+/// must not block on it; the servers' loops pass over that quietly.
 public enum ListenerHandoff {
     /// Offers `sockets` at `path` (a Unix socket created there, removed
     /// afterwards): waits for one taker, at most `timeout` seconds (nil:
@@ -62,7 +63,7 @@ public enum ListenerHandoff {
             defer { connection.close() }
             guard isOwnUser(connection) else { continue }
             try connection.setTimeout(10)
-            for s in sockets where s.type == .stream { try s.setBlocking(false) }
+            for s in sockets { try s.setBlocking(false) }
             try connection.sendFDs(Array("LISTENERS \(sockets.count)\n".utf8), sockets: sockets)
             let reply = try SocketReader(connection).readLine(maxLength: 16)
             guard reply == Array("OK\n".utf8) else {
