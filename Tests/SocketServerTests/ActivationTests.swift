@@ -211,6 +211,29 @@ struct HandoffTests {
         unlink(unixPath)
     }
 
+    @Test func aDatagramServerHandsOverItsSocket() throws {
+        let dir = try SockKit.TempDir()
+        let handoff = dir.file("udp-handoff.sock")
+        let old = try UDPServer(("127.0.0.1", 0), EchoDatagramHandler.self)
+        try old.serveInBackground(pollInterval: 0.05)
+        let taking = try SockKitThread<[Socket]> { try ListenerHandoff.take(from: handoff, timeout: 10) }
+        try ListenerHandoff.offer(old, at: handoff, timeout: 10)
+        let new = try UDPServer(socket: try taking.join()[0], EchoDatagramHandler.self)
+        #expect(new.serverAddress == old.serverAddress)
+        try new.serveInBackground(pollInterval: 0.05)
+        // Both serve the one socket for a while: each datagram is answered once, by one of them.
+        let c = try Socket.createConnection(to: new.serverAddress, timeout: 10, type: .datagram)
+        defer { c.close() }
+        for i in 0..<20 {
+            try c.sendAll(Array("d\(i)".utf8))
+            #expect(try c.recv(100) == Array("d\(i)".utf8))
+        }
+        old.shutdown(); old.serverClose()
+        try c.sendAll(Array("after".utf8))
+        #expect(try c.recv(100) == Array("after".utf8))
+        new.shutdown(); new.serverClose()
+    }
+
     @Test func takeTimesOutWithoutAnOfferer() throws {
         let dir = try SockKit.TempDir()
         #expect(throws: SocketError.self) { try ListenerHandoff.take(from: dir.file("nobody.sock"), timeout: 0.2) }
