@@ -42,7 +42,7 @@ extension ProxyHeader {
         try parse(bytes[...], maxLength: maxLength)
     }
 
-    /// As ``parse(_:maxLength:)-([UInt8],_)``, over a slice.
+    /// Parses the header at the start of a slice: as the `[UInt8]` form.
     public static func parse(_ bytes: ArraySlice<UInt8>, maxLength: Int = ProxyHeader.defaultMaxLength) throws -> ProxyParseResult {
         let b = Array(bytes)
         if b.isEmpty { return .incomplete(needAtLeast: 1) }
