@@ -14,7 +14,9 @@ let package = Package(
         // A few libc calls Swift's Glibc module hides without _GNU_SOURCE.
         .target(name: "CSocketServer"),
         .target(name: "SocketServer", dependencies: ["CSocketServer"]),
-        .testTarget(name: "SocketServerTests", dependencies: ["SocketServer"]),
+        .testTarget(name: "SocketServerTests", dependencies: ["SocketServer", "activation-echo"]),
+        // A test-only echo server for the socket activation and restart tests.
+        .executableTarget(name: "activation-echo", dependencies: ["SocketServer"], path: "Tests/activation-echo"),
         // What the samples share: option parsing, the signal-to-shutdown
         // wiring, the `listening on` and error lines.
         .target(name: "SampleSupport", dependencies: ["SocketServer"], path: "Samples/SampleSupport"),
@@ -30,6 +32,7 @@ let package = Package(
         .target(name: "CFuzzer", path: "Fuzz/CFuzzer"),
         .executableTarget(name: "fuzz-readline", dependencies: ["SampleSupport", "CFuzzer"], path: "Fuzz/readline"),
         .executableTarget(name: "fuzz-file-request", dependencies: ["SampleSupport", "CFuzzer"], path: "Fuzz/file-request"),
+        .executableTarget(name: "fuzz-proxy-header", dependencies: ["SampleSupport", "CFuzzer"], path: "Fuzz/proxy-header"),
     ],
     swiftLanguageModes: [.v6]
 )

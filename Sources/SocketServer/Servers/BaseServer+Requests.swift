@@ -25,13 +25,19 @@ extension BaseServer {
         let streamSocket: Socket? = if case .stream(let s) = request { s } else { nil }
         if !isChild { connectionOpened(ConnectionInfo(id: id, clientAddress: client, acceptedAt: now)) }
         counters.opened()
-        if control.stopFlag.load(ordering: .acquiring) {
+        // An accepted connection is served even if shutdown() came meanwhile
+        // (as Python's): a listener handed to another process loses nothing.
+        var limits = self.limits
+        let capacity = self.capacity
+        if streamSocket != nil, let proxy = proxyProtocol, proxy.trusts(client) {
+            // The filter and the per-client cap apply to the client its
+            // header names, on the connection's thread (admitProxied).
+            limits.maxPerClient = nil
+        } else if !addressFilter.allows(client) {
             refuse(request, ConnectionRecord(id: id, clientAddress: client, acceptedAt: now, clientKey: nil, socket: streamSocket),
-                   reason: .shuttingDown)
+                   reason: .addressFilter)
             return
         }
-        let limits = self.limits
-        let capacity = self.capacity
         var verdict = admission.withLock { $0.admit(client, limits: limits, capacity: capacity) }
         if case .full = verdict {
             // Only handleRequest() gets here (serveForever waits for a slot
@@ -65,12 +71,35 @@ extension BaseServer {
 
     /// A request refused before it holds a slot.
     private func refuse(_ request: Request, _ record: ConnectionRecord, reason: RejectReason) {
-        let peer = describePeer(record.clientAddress)
-        let message = reason == .addressFilter ? "refused \(peer)" : "refused \(peer): \(reason)"
-        logSink.log(LogRecord(level: reason == .shuttingDown ? .debug : .info, event: "connection.refused", message: message,
-                              fields: [LogField("peer", peer), LogField("reason", reason.rawValue)], connectionID: record.id))
+        logRefusal(record.clientAddress, reason: reason, id: record.id)
         rejectRequest(request, clientAddress: record.clientAddress, reason: reason)
         finishEvents(record, outcome: .refused(reason), context: nil)
+    }
+
+    /// `refused HOST:PORT` (address filter) or `refused HOST:PORT: REASON`.
+    func logRefusal(_ client: SocketAddress, reason: RejectReason, id: UInt64) {
+        let peer = describePeer(client)
+        let message = reason == .addressFilter ? "refused \(peer)" : "refused \(peer): \(reason)"
+        logSink.log(LogRecord(level: .info, event: "connection.refused", message: message,
+                              fields: [LogField("peer", peer), LogField("reason", reason.rawValue)], connectionID: id))
+    }
+
+    /// The second check of a connection that came through a trusted proxy:
+    /// the ``addressFilter`` and the per-client cap, for the client its
+    /// PROXY header names. Throws a ``Refusal`` to refuse it.
+    func admitProxied(_ context: ConnectionContext) throws {
+        let client = context.clientAddress
+        guard context.proxyHeader != nil, client != context.peerAddress else { return }
+        if !addressFilter.allows(client) { throw Refusal(reason: .addressFilter) }
+        let limits = self.limits
+        guard let cap = limits.maxPerClient, let key = ClientKey(client, ipv6PrefixLength: limits.ipv6PrefixLength) else { return }
+        let admitted = admission.withLock { a -> Bool in
+            if a.perClient[key, default: 0] >= cap { return false }
+            a.perClient[key, default: 0] += 1
+            return true
+        }
+        guard admitted else { throw Refusal(reason: .perClientLimit) }
+        context.clientKey = key
     }
 
     /// The accept errors a long-running server meets and survives: reported,
@@ -105,8 +134,10 @@ extension BaseServer {
             }
         } catch {
             outcome = ConnectionOutcome(error)
-            // A health check that closes right after its header is not news.
-            if !(context.isHealthCheck && outcome.isQuiet) {
+            if let refusal = error as? Refusal {
+                logRefusal(context.clientAddress, reason: refusal.reason, id: record.id)
+            } else if !(context.isHealthCheck && outcome.isQuiet) {
+                // A health check that closes right after its header is not news.
                 handleError(error, request: request, clientAddress: context.clientAddress)
             }
         }
@@ -126,7 +157,10 @@ extension BaseServer {
         if isChild { return }  // the parent ends it when it reaps the child
         let summary = self.summary(record, outcome: outcome, context: context)
         counters.closed(summary)
-        let wake = admission.withLock { $0.release(record.clientKey) }
+        let wake = admission.withLock { a -> Bool in
+            if let proxied = context?.clientKey { a.releasePerClient(proxied) }
+            return a.release(record.clientKey)
+        }
         if wake { control.wakeup.signal() }
         connectionClosed(summary)
     }

@@ -82,6 +82,8 @@ open class BaseServer: ServerClosing {
     struct Settings: Sendable {
         var stages: [any ConnectionStage] = []
         var limits = ConnectionLimits.none
+        var filter = AddressFilter.everyone
+        var proxy: ProxyProtocolConfig?
         var logSink: any LogSink = TextLogSink()
     }
 
@@ -134,6 +136,26 @@ open class BaseServer: ServerClosing {
     public var limits: ConnectionLimits {
         get { settings.withLock { $0.limits } }
         set { settings.withLock { $0.limits = newValue } }
+    }
+
+    /// Which clients are served (CIDR allow and deny lists): everyone by
+    /// default. Applied before any thread or child is spent on a request;
+    /// a refused one is closed at once and logged (`refused HOST:PORT`).
+    /// Set before serving.
+    public var addressFilter: AddressFilter {
+        get { settings.withLock { $0.filter } }
+        set { settings.withLock { $0.filter = newValue } }
+    }
+
+    /// Reading PROXY protocol headers (HAProxy's v1 and v2) from trusted
+    /// proxies: see ``ProxyProtocolConfig``. Nil (off) by default; set
+    /// before serving. Its ``ProxyProtocolStage`` runs on the connection's
+    /// thread before the ``connectionStages``; the ``addressFilter`` and
+    /// the per-client cap of ``limits`` then apply to the client the
+    /// header names.
+    public var proxyProtocol: ProxyProtocolConfig? {
+        get { settings.withLock { $0.proxy } }
+        set { settings.withLock { $0.proxy = newValue } }
     }
 
     /// Where the server's log records go: plain lines on standard error by
@@ -301,9 +323,22 @@ open class BaseServer: ServerClosing {
     /// connection (on this, the connection's thread), then the handler's
     /// setup, handle and finish. The handler sees the context's client
     /// address (a PROXY header's source) and streams.
+    ///
+    /// With ``proxyProtocol``, a trusted peer's header is read first; a
+    /// proxy's health check that closes before or right after its header
+    /// is not an error (nothing reaches ``handleError(_:request:clientAddress:)``).
     open func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
         let context = CurrentConnection.context ?? ConnectionContext(socket: request.socket, peerAddress: clientAddress)
         if case .stream = request {
+            if let proxy = proxyProtocol, proxy.trusts(context.peerAddress) {
+                do {
+                    try ProxyProtocolStage(proxy).prepare(context, server: self)
+                } catch let error as ProxyProtocolError where error.isHealthCheck {
+                    context.isHealthCheck = true
+                    return
+                }
+                if !context.isHealthCheck { try admitProxied(context) }
+            }
             for stage in connectionStages { try stage.prepare(context, server: self) }
         }
         let handler = handlerType.init(request: request, clientAddress: context.clientAddress, server: self)

@@ -30,15 +30,15 @@ public final class ConnectionContext {
     public var reader: SocketReader?
     /// The connection's id in the server's events (0 outside a server).
     public internal(set) var id: UInt64 = 0
-    /// Whether it is a health check (a PROXY protocol LOCAL connection):
-    /// its events are logged at debug level.
-    public var isHealthCheck = false
     /// Facts a stage adds to the connection's `connection.closed` log
     /// record (`tls=TLSv1.3`).
     public var logFields: [LogField] = []
     /// Bytes the handler received and sent (set when it ends).
     var bytesIn: UInt64 = 0
     var bytesOut: UInt64 = 0
+    /// The per-client slot the connection holds (changed when a PROXY
+    /// header names the client).
+    var clientKey: ClientKey?
     private var values: [ObjectIdentifier: Any] = [:]
 
     /// A context for `socket`, accepted from `peerAddress`.
@@ -48,10 +48,6 @@ public final class ConnectionContext {
         self.clientAddress = peerAddress
         self.stream = socket
     }
-
-    /// The proxy the connection came through: the peer, when a PROXY
-    /// header named another client; nil otherwise.
-    public var proxyAddress: SocketAddress? { clientAddress == peerAddress ? nil : peerAddress }
 
     /// What a stage recorded under `key` (the TLS session, the PROXY
     /// header); nil if none did.

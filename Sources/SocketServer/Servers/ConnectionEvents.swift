@@ -25,6 +25,8 @@ public enum ConnectionOutcome: Sendable, CustomStringConvertible {
 
     /// The outcome of an error thrown while serving.
     public init(_ error: any Error) {
+        if let r = error as? Refusal { self = .refused(r.reason); return }
+        if let e = error as? ProxyProtocolError, !e.isPeerGoneError { self = .refused(.proxyHeader); return }
         if let e = error as? any PeerGoneClassifiable {
             if e.isTimeoutError { self = .timedOut; return }
             if e.isPeerGoneError { self = .peerGone; return }
@@ -88,4 +90,23 @@ public struct ConnectionSummary: Sendable {
     public var isHealthCheck: Bool
     /// More `key=value` facts stages recorded (`tls=TLSv1.3`).
     public var fields: [LogField]
+}
+
+/// A connection refused on its own thread, after a PROXY header named its
+/// client: the client is not allowed, or over its cap.
+struct Refusal: Error, Sendable, CustomStringConvertible {
+    let reason: RejectReason
+    var description: String { "refused: \(reason)" }
+}
+
+extension ProxyProtocolError: PeerGoneClassifiable {
+    /// A proxy (or a check) that closed before or during its header.
+    public var isPeerGoneError: Bool {
+        switch self {
+        case .closedBeforeHeader, .truncated: return true
+        default: return false
+        }
+    }
+    /// Never: a header that does not come in time is a ``SocketError`` time-out.
+    public var isTimeoutError: Bool { false }
 }

@@ -60,8 +60,7 @@ public enum RejectReason: String, Sendable, Equatable, CaseIterable, CustomStrin
     case verifyRequest = "not verified"
     /// A peer that must send a PROXY protocol header sent none, or a bad one.
     case proxyHeader = "bad proxy header"
-    /// It was accepted while the server was stopping.
-    case shuttingDown = "shutting down"
+
 
     /// The reason as log lines write it (`too many connections`).
     public var description: String { rawValue }
@@ -75,7 +74,7 @@ struct ClientKey: Hashable, Sendable {
 
     /// nil for an address that is not IP (a Unix peer): not counted.
     init?(_ address: SocketAddress, ipv6PrefixLength: Int) {
-        guard let bytes = address.networkBytes else { return nil }
+        guard let bytes = address.ipBytes else { return nil }
         func number(_ b: ArraySlice<UInt8>) -> UInt64 { b.reduce(0) { $0 << 8 | UInt64($1) } }
         // IPv4, and IPv4-mapped IPv6 (::ffff:a.b.c.d), count as the IPv4 address.
         if bytes.count == 4 || (bytes[0..<10].allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff) {
@@ -126,27 +125,14 @@ struct Admission: Sendable {
     /// Gives a slot back; returns whether the loop waits for one (and must be woken).
     mutating func release(_ key: ClientKey?) -> Bool {
         active -= 1
-        if let key {
-            let n = perClient[key, default: 1] - 1
-            perClient[key] = n > 0 ? n : nil
-        }
+        if let key { releasePerClient(key) }
         let wake = loopWaiting
         loopWaiting = false
         return wake
     }
-}
 
-extension SocketAddress {
-    /// The IP address in network order: 4 bytes (IPv4) or 16 (IPv6); nil for Unix.
-    var networkBytes: [UInt8]? {
-        guard let host else { return nil }
-        if family == .inet {
-            var a = in_addr()
-            guard inet_pton(AF_INET, host, &a) == 1 else { return nil }
-            return withUnsafeBytes(of: &a) { Array($0) }
-        }
-        var a6 = in6_addr()
-        guard inet_pton(AF_INET6, host.split(separator: "%").first.map(String.init) ?? host, &a6) == 1 else { return nil }
-        return withUnsafeBytes(of: &a6) { Array($0) }
+    mutating func releasePerClient(_ key: ClientKey) {
+        let n = perClient[key, default: 1] - 1
+        perClient[key] = n > 0 ? n : nil
     }
 }

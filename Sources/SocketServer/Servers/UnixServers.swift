@@ -27,6 +27,8 @@ open class UnixStreamServer: TCPServer {
         try self.init(SocketAddress(unixPath: path), handler, bindAndActivate: bindAndActivate)
     }
 
+    override class var adoptsUnixOnly: Bool { true }
+
     /// Removes a stale socket file left at the path by a server that is
     /// gone (never a live one's, nor a file that is not a socket), binds,
     /// and remembers the file it created so ``BaseServer/serverClose()``
@@ -58,6 +60,8 @@ open class UnixDatagramServer: UDPServer {
     public convenience init(_ path: String, _ handler: BaseRequestHandler.Type, bindAndActivate: Bool = true) throws {
         try self.init(SocketAddress(unixPath: path), handler, bindAndActivate: bindAndActivate)
     }
+
+    override class var adoptsUnixOnly: Bool { true }
 
     /// Removes a stale socket file left at the path by a server that is
     /// gone (never a live one's, nor a file that is not a socket), binds,
@@ -102,6 +106,12 @@ final class UnixSocketFile: Sendable {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
         identity.withLock { $0 = Identity(path: path, device: UInt64(st.st_dev), inode: UInt64(st.st_ino)) }
+    }
+
+    /// Forgets the file: it is not removed (its socket was handed to
+    /// another process, which serves on it now).
+    func forget() {
+        identity.withLock { $0 = nil }
     }
 
     /// Removes the recorded file if it is still the same one. Once.
