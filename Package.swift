@@ -9,12 +9,19 @@ let package = Package(
     name: "SocketServer",
     products: [
         .library(name: "SocketServer", targets: ["SocketServer"]),
+        // TLS over the system's OpenSSL 3: a separate product, so that
+        // `SocketServer` alone never compiles or links OpenSSL.
+        .library(name: "SocketServerTLS", targets: ["SocketServerTLS"]),
     ] + samples.map { .executable(name: $0, targets: [$0]) },
     targets: [
         // A few libc calls Swift's Glibc module hides without _GNU_SOURCE.
         .target(name: "CSocketServer"),
         .target(name: "SocketServer", dependencies: ["CSocketServer"]),
         .testTarget(name: "SocketServerTests", dependencies: ["SocketServer"]),
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
+        .target(name: "SocketServerTLS", dependencies: ["SocketServer", "COpenSSL"]),
+        .testTarget(name: "SocketServerTLSTests", dependencies: ["SocketServerTLS", "SocketServer"]),
         // What the samples share: option parsing, the signal-to-shutdown
         // wiring, the `listening on` and error lines.
         .target(name: "SampleSupport", dependencies: ["SocketServer"], path: "Samples/SampleSupport"),
