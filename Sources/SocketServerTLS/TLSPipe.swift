@@ -15,8 +15,9 @@ internal import COpenSSL
 /// it receives into the free room past `inputEnd` without the lock while
 /// the input is empty (nothing reads that room then).
 final class TLSPipe {
-    /// The first buffer size: one full TLS record and its header.
-    static let initialCapacity = 17 * 1024
+    /// The first buffer size: small, for the many idle connections; it
+    /// grows while receives fill it (a bulk transfer, full 16 KiB records).
+    static let initialCapacity = 4 * 1024
     /// The buffer grows to this while receives fill it (a bulk transfer).
     static let maximumCapacity = 64 * 1024
 
@@ -38,7 +39,6 @@ final class TLSPipe {
             buffered.withUnsafeBytes { input.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
             inputEnd = buffered.count
         }
-        output.reserveCapacity(TLSPipe.initialCapacity)
     }
 
     deinit { input.deallocate() }
@@ -155,3 +155,39 @@ private func pipeDestroy(_ bio: OpaquePointer?) -> Int32 {
     if let bio { BIO_set_data(bio, nil) }
     return 1
 }
+
+/// A plain mutex around a closure: guards state that lives beside it (the
+/// session's OpenSSL object, pipe and flags) rather than inside it, which
+/// OpenSSL's callbacks, running with it held, reach directly. On
+/// `pthread_mutex_t`, which the thread sanitizer understands.
+final class TLSLock: @unchecked Sendable {
+    // @unchecked: the mutex is the synchronization itself.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Runs `body` with the mutex held.
+    @inline(__always)
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif

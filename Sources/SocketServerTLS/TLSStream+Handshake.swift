@@ -22,7 +22,7 @@ extension TLSStream {
                               serverNames: [String: TLSContext] = [:]) throws -> TLSStream {
         guard context.isServer else { throw SocketError.invalidArgument("a client TLS context used to serve") }
         let stream = try TLSStream(socket: socket, context: context, server: true, buffered: buffered)
-        stream.sslLock.withLock { _ in stream.state.serverNames = serverNames }
+        stream.sslLock.withLock { stream.state.serverNames = serverNames }
         try stream.handshake()
         return stream
     }
@@ -91,8 +91,8 @@ extension TLSStream {
     /// its `close_notify`) but sends no more.
     public func shutdown() throws {
         let deadline = Socket.monotonicNanos() &+ nanos(context.handshakeTimeout)
-        try sendLock.withLock { _ in
-            let wrote = sslLock.withLock { _ -> Bool in
+        try sendLock.withLock {
+            let wrote = sslLock.withLock { () -> Bool in
                 guard state.established, !state.failed, !state.closeSent, !state.finished else { return false }
                 OpenSSLErrors.clear()
                 _ = SSL_shutdown(ssl)
@@ -110,7 +110,7 @@ extension TLSStream {
     /// socket. Never throws: the connection is gone either way.
     public func close() {
         try? shutdown()
-        sslLock.withLock { _ in state.finished = true }
+        sslLock.withLock { state.finished = true }
         socket.close()
     }
 
@@ -124,7 +124,7 @@ extension TLSStream {
         let deadline = Socket.monotonicNanos() &+ nanos(context.handshakeTimeout)
         var scratch = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
-            let code: Int32 = sslLock.withLock { _ in
+            let code: Int32 = sslLock.withLock {
                 OpenSSLErrors.clear()
                 var n = 0
                 let r = scratch.withUnsafeMutableBytes { SSL_read_ex(ssl, $0.baseAddress, $0.count, &n) }
@@ -136,10 +136,10 @@ extension TLSStream {
                 continue
             }
             if code != 0 {
-                throw sslLock.withLock { _ in sessionError(code, operation: "TLS unwrap") }
+                throw sslLock.withLock { sessionError(code, operation: "TLS unwrap") }
             }
         }
-        sslLock.withLock { _ in
+        sslLock.withLock {
             state.finished = true
             let unread = pipe.pendingInput
             state.leftover = Array(UnsafeRawBufferPointer(start: pipe.input + pipe.inputStart, count: unread))
@@ -149,7 +149,7 @@ extension TLSStream {
 
     /// After ``unwrap()``: bytes the peer sent after its `close_notify`
     /// that were already received (the plain protocol's first bytes).
-    public var leftover: [UInt8] { sslLock.withLock { _ in state.leftover } }
+    public var leftover: [UInt8] { sslLock.withLock { state.leftover } }
 
     // MARK: - The handshake
 
@@ -158,27 +158,27 @@ extension TLSStream {
         let operation = "TLS handshake" + (peer.map { " with \($0)" } ?? "")
         let deadline = Socket.monotonicNanos() &+ nanos(context.handshakeTimeout)
         while true {
-            let (r, code, entries) = sslLock.withLock { _ -> (Int32, Int32, [OpenSSLErrors.Entry]) in
+            let (r, code, entries) = sslLock.withLock { () -> (Int32, Int32, [OpenSSLErrors.Entry]) in
                 OpenSSLErrors.clear()
                 let r = SSL_do_handshake(ssl)
                 if r == 1 { return (1, 0, []) }
                 return (r, SSL_get_error(ssl, r), OpenSSLErrors.take())
             }
             // What OpenSSL wrote (our flight, or the alert of a failure).
-            let output: [UInt8] = sslLock.withLock { _ in
+            let output: [UInt8] = sslLock.withLock {
                 defer { pipe.output.removeAll(keepingCapacity: true) }
                 return pipe.output
             }
             if r != 1 && code != SSL_ERROR_WANT_READ {
                 try? output.withUnsafeBytes { try send($0, before: deadline, operation: operation) }
-                sslLock.withLock { _ in state.failed = true }
+                sslLock.withLock { state.failed = true }
                 throw handshakeError(code, entries, operation: operation)
             }
             try output.withUnsafeBytes { try send($0, before: deadline, operation: operation) }
             if r == 1 { break }
             try fill(before: deadline, operation: operation)
         }
-        sslLock.withLock { _ in
+        sslLock.withLock {
             state.established = true
             state.info = negotiated()
         }
@@ -190,7 +190,7 @@ extension TLSStream {
             return SocketError.system(.connectionReset, operation: "\(operation): peer closed the connection", address: nil)
         }
         if entries.contains(where: { $0.reason == SSL_R_CERTIFICATE_VERIFY_FAILED }) {
-            let result = sslLock.withLock { _ in SSL_get_verify_result(ssl) }
+            let result = sslLock.withLock { SSL_get_verify_result(ssl) }
             let why = String(cString: X509_verify_cert_error_string(result))
             return TLSError(.certificate, operation: operation, reason: "certificate verify failed: \(why)")
         }
@@ -237,11 +237,11 @@ extension TLSStream {
 
     /// Receives once into the pipe, waiting at most until `deadline`.
     func fill(before deadline: UInt64, operation: String) throws {
-        let room = sslLock.withLock { _ in pipe.receiveRoom(grow: false) }
+        let room = sslLock.withLock { pipe.receiveRoom(grow: false) }
         while true {
             try wait(for: Int16(POLLIN), before: deadline, operation: operation)
             if let n = try socket.receiveNow(into: room) {
-                sslLock.withLock { _ in pipe.received(n) }
+                sslLock.withLock { pipe.received(n) }
                 return
             }
         }

@@ -43,8 +43,8 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
 
     let ssl: OpaquePointer
     let pipe: TLSPipe
-    let sslLock = Locked(())
-    let sendLock = Locked(())
+    let sslLock = TLSLock()
+    let sendLock = TLSLock()
     /// The peer, for messages.
     let peer: String?
 
@@ -101,7 +101,7 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
 
     deinit {
         // Best effort: a close_notify now, if the socket takes it at once.
-        let closing = sslLock.withLock { _ -> Bool in
+        let closing = sslLock.withLock { () -> Bool in
             guard state.established, !state.failed, !state.closeSent, !socket.isClosed else { return false }
             OpenSSLErrors.clear()
             _ = SSL_shutdown(ssl)
@@ -116,7 +116,7 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
     }
 
     /// What the handshake negotiated.
-    public var session: TLSSessionInfo { sslLock.withLock { _ in state.info! } }
+    public var session: TLSSessionInfo { sslLock.withLock { state.info! } }
 
     /// Plaintext bytes received so far (what the handler read, not the
     /// records around it).
@@ -141,11 +141,11 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
             case .endOfFile:
                 return 0
             case .needInput:
-                let room = sslLock.withLock { _ in pipe.receiveRoom(grow: state.lastReceiveFilled) }
+                let room = sslLock.withLock { pipe.receiveRoom(grow: state.lastReceiveFilled) }
                 if receives > 0 { socket.startDeadline(&deadline) }  // one deadline for the whole call
                 receives += 1
                 let n = try socket.receive(into: room, deadline: &deadline)
-                sslLock.withLock { _ in
+                sslLock.withLock {
                     pipe.received(n)
                     state.lastReceiveFilled = n == room.count
                 }
@@ -165,9 +165,9 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
             case .endOfFile:
                 return 0
             case .needInput:
-                let room = sslLock.withLock { _ in pipe.receiveRoom(grow: false) }
+                let room = sslLock.withLock { pipe.receiveRoom(grow: false) }
                 guard let n = try socket.receiveNow(into: room) else { return nil }
-                sslLock.withLock { _ in pipe.received(n) }
+                sslLock.withLock { pipe.received(n) }
             }
         }
     }
@@ -176,12 +176,12 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
     /// (the socket's time-out). An error is sticky: later sends throw it.
     public func sendAll(_ bytes: UnsafeRawBufferPointer, deadline: inout UInt64) throws {
         guard bytes.count > 0 else { return }
-        try sendLock.withLock { _ in
+        try sendLock.withLock {
             if let writeError { throw writeError }
             var offset = 0
             while offset < bytes.count {
                 let n = min(bytes.count - offset, TLSStream.writeChunk)
-                let failure: (any Error)? = sslLock.withLock { _ in
+                let failure: (any Error)? = sslLock.withLock {
                     if state.finished { return SocketError.closed(operation: "TLS send") }
                     OpenSSLErrors.clear()
                     var written = 0
@@ -213,7 +213,7 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
     /// One `SSL_read` under the lock; sends what it wrote (a key update's
     /// answer), if anything.
     private func readOnce(_ buffer: UnsafeMutableRawBufferPointer) throws -> ReadOutcome {
-        let (outcome, wrote): (Result<ReadOutcome, any Error>, Bool) = sslLock.withLock { _ in
+        let (outcome, wrote): (Result<ReadOutcome, any Error>, Bool) = sslLock.withLock {
             if state.finished { return (.failure(SocketError.closed(operation: "TLS receive")), false) }
             OpenSSLErrors.clear()
             var n = 0
@@ -227,8 +227,8 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
         }
         if wrote {
             var deadline: UInt64 = 0
-            try? sendLock.withLock { _ in
-                sslLock.withLock { _ in swap(&pipe.output, &outgoing) }
+            try? sendLock.withLock {
+                sslLock.withLock { swap(&pipe.output, &outgoing) }
                 try sendOutgoing(deadline: &deadline)
             }
         }
