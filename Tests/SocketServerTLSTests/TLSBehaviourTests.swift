@@ -133,10 +133,23 @@ struct TLSBehaviourTests {
         let keyText = readFile(certs.path("server.key"))
         writeFile(cert, readFile(certs.path("server.pem")))
         writeFile(key, String(keyText.prefix(keyText.count / 2)))
-        #expect(throws: TLSError.self) { try stage.reload() }
+        #expect { try stage.reload() } throws: { error in
+            (error as? TLSError)?.kind == .configuration && "\(error)".contains("live.key")
+        }
         let third = try TestClient(port: server.port, context: clientContext)
         #expect(third.stream.session.peerCertificate == certs.der("server2"))
         #expect(try second.ask("and here") == "and here")
+    }
+
+    @Test func ipv6LoopbackIsVerifiedByAddress() throws {
+        let probe = try? Socket(family: .inet6, type: .stream)
+        guard let probe, (try? probe.bind(to: ("::1", 0))) != nil else { return }  // no ::1 here
+        probe.close()
+        let (server, _) = try TLSTestServer.start(certs.serverContext(), host: "::1")
+        defer { server.stop() }
+        let c = try TestClient(port: server.port, context: certs.clientContext(), host: "::1", serverName: "::1")
+        #expect(try c.ask("info")?.hasPrefix("version=TLSv1.3") == true)
+        #expect(c.stream.session.protocolVersion == .v1_3)
     }
 
     @Test func aCertificateThatCannotBeLoadedSaysWhy() throws {
@@ -146,8 +159,10 @@ struct TLSBehaviourTests {
             let e = error as? TLSError
             return e?.kind == .configuration && "\(error)".contains("missing.pem") && "\(error)".contains("No such file")
         }
-        #expect(throws: TLSError.self) {
+        #expect {
             _ = try TLSContext(certificateChainFile: certs.path("server.pem"), privateKeyFile: certs.path("server2.key"))
+        } throws: { error in
+            (error as? TLSError)?.kind == .configuration && "\(error)".contains("key values mismatch")
         }
     }
 
