@@ -140,6 +140,11 @@ struct TLSPeerTests {
         #expect(eventually { server.errors.withLock { $0.count } == 1 })
         let error = server.errors.withLock { $0.first }
         #expect((error as? TLSError)?.kind == .handshake, "\(String(describing: error))")
+        // One that connects and closes at once (a port scan, a health check): a quiet peer-gone.
+        try Socket.createConnection(host: "127.0.0.1", port: server.port, timeout: 10).close()
+        #expect(eventually { server.errors.withLock { $0.count } == 2 })
+        let gone = server.errors.withLock { $0.last }
+        #expect((gone as? SocketError)?.isPeerGone == true, "\(String(describing: gone))")
     }
 
     @Test func opensslServerIsVerifiedByOurClient() throws {
