@@ -60,6 +60,8 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
     /// The most plaintext passed to OpenSSL at once: four records, so the
     /// ciphertext collected before it is sent stays small.
     static let writeChunk = 64 * 1024
+    /// The most output buffer kept between sends (idle connections stay small).
+    static let keptOutputCapacity = 20 * 1024
 
     /// What the session knows, under `sslLock`.
     struct SessionState {
@@ -238,7 +240,10 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
     /// Sends `outgoing` (under `sendLock`) with the socket's time-out;
     /// a failure sticks.
     func sendOutgoing(deadline: inout UInt64) throws {
-        defer { outgoing.removeAll(keepingCapacity: true) }
+        defer {
+            // Keep room for a record or two; give back what a bulk write grew.
+            if outgoing.capacity > TLSStream.keptOutputCapacity { outgoing = [] } else { outgoing.removeAll(keepingCapacity: true) }
+        }
         guard !outgoing.isEmpty else { return }
         if let writeError { throw writeError }
         do {
