@@ -263,7 +263,10 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
             return SocketError.system(.connectionReset, operation: "\(operation): peer closed without close_notify",
                                       address: nil)
         }
-        return TLSError(.session, operation: operation, reason: OpenSSLErrors.reason(entries, fallback: "TLS error \(code)"))
+        let reason = OpenSSLErrors.reason(entries, fallback: "TLS error \(code)")
+        // TLS 1.3 clients learn of a refused certificate at their first read
+        // ("tlsv13 alert certificate required").
+        return TLSError(reason.contains("certificate") ? .certificate : .session, operation: operation, reason: reason)
     }
 }
 

@@ -215,9 +215,11 @@ struct TLSBehaviourTests {
         })
         #expect(try withCert.ask("info")?.contains("peercert=\(certs.der("client").count)") == true)
         // Without one: refused (in TLS 1.3 the client learns it at its first read).
-        #expect(throws: (any Error).self) {
+        #expect {
             let c = try TestClient(port: server.port, context: certs.clientContext())
             _ = try c.ask("info")
+        } throws: { error in
+            (error as? TLSError)?.isCertificateError == true && "\(error)".contains("certificate")
         }
     }
 
