@@ -185,6 +185,9 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
                 let n = min(bytes.count - offset, TLSStream.writeChunk)
                 let failure: (any Error)? = sslLock.withLock {
                     if state.finished { return SocketError.closed(operation: "TLS send") }
+                    if state.closeSent {
+                        return TLSError(.session, operation: "TLS send", reason: "the session was shut down (close_notify sent)")
+                    }
                     OpenSSLErrors.clear()
                     var written = 0
                     let r = SSL_write_ex(ssl, bytes.baseAddress! + offset, n, &written)

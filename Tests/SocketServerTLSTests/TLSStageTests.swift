@@ -82,4 +82,27 @@ struct TLSStageOrderTests {
         defer { c.close() }
         #expect(try c.makeReader().readTextLine() == "plain")
     }
+
+    /// Reads to the end, then answers: a reply after the peer's close_notify.
+    final class CountHandler: StreamRequestHandler {
+        override func handle() throws {
+            var count = 0
+            while try rfile.readLine() != nil { count += 1 }
+            try wfile.write("\(count) lines\n")
+        }
+    }
+
+    @Test func aHalfClosedSessionStillGetsItsAnswer() throws {
+        let server = try TLSTestServer(("127.0.0.1", 0), CountHandler.self)
+        server.enableTLS(try certs.serverContext())
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.stop() }
+        let c = try TestClient(port: server.port, context: certs.clientContext())
+        try c.writer.write("one\ntwo\nthree\n")
+        try c.writer.flush()
+        try c.stream.shutdown()  // our close_notify: the server's readLine ends
+        #expect(try c.reader.readTextLine() == "3 lines")
+        #expect(try c.reader.readLine() == nil)  // then the server's close_notify
+        #expect(throws: TLSError.self) { try c.writer.write("more\n"); try c.writer.flush() }
+    }
 }
