@@ -18,7 +18,7 @@ struct HelloStage: ConnectionStage {
     }
 }
 
-@Suite("TLS after a stage that read ahead", .serialized)
+@Suite("TLS: after other stages, plain connections, half-close", .serialized)
 struct TLSStageOrderTests {
     let certs: Certificates
     init() throws { certs = try Certificates.get() }
