@@ -67,7 +67,7 @@ final class Peer: Sendable {
     let pid: pid_t
     let stdoutPath: String
     let stderrPath: String
-    private let status = Mutex<Int32?>(nil)
+    private let status = Locked<Int32?>(nil)
 
     /// Starts `argv` (looked up in PATH) with `input` as its stdin.
     init(_ argv: [String], input: String = "", directory: String) throws {
@@ -166,6 +166,8 @@ final class Certificates: Sendable {
         guard let p = mkdtemp(&template) else { throw TestFailure("mkdtemp failed") }
         directory = String(cString: p)
         let d = directory
+        certificateDirectory.withLock { $0 = d }
+        atexit { removeCertificateDirectory() }
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
         try openssl(["req", "-x509"] + ec + ["-keyout", "\(d)/ca.key", "-out", "\(d)/ca.pem", "-days", "2",
                                              "-subj", "/CN=SocketServer Test CA"])
@@ -209,6 +211,21 @@ final class Certificates: Sendable {
         configure(&configuration)
         return try TLSContext(client: configuration)
     }
+}
+
+/// The certificates' directory, removed when the test process exits.
+private let certificateDirectory = Locked<String?>(nil)
+
+private func removeCertificateDirectory() {
+    guard let path = certificateDirectory.withLock({ $0 }), let dir = opendir(path) else { return }
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        if name != "." && name != ".." { unlink("\(path)/\(name)") }
+    }
+    closedir(dir)
+    rmdir(path)
 }
 
 /// Answers each line: `info` with what TLS negotiated, `quit` by closing,
