@@ -6,6 +6,7 @@
 import Darwin
 #endif
 import SocketServer
+import SocketServerTLS
 
 /// `--mode`: how a server runs its requests.
 public enum ServerMode: String, Sendable, CaseIterable {
@@ -38,6 +39,7 @@ public func listening<S: TCPServer>(on whereText: String, _ make: () throws -> S
 /// operation the library's own description starts with.
 public func reason(_ error: any Error) -> String {
     if let e = error as? SocketError { return e.reason }
+    if let e = error as? TLSError { return e.reason }
     if let e = error as? Errno { return e.message }
     return "\(error)"
 }
