@@ -129,7 +129,4 @@ public func lineContent(_ line: [UInt8]) -> ArraySlice<UInt8> {
     return line[..<end]
 }
 
-/// Logs one line on stderr.
-public func log(_ message: String) {
-    printError(message + "\n")
-}
+

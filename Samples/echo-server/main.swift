@@ -17,6 +17,7 @@ let usage = """
                     (then --host and --port do not apply: a usage error)
       --mode MODE   threading (a thread per connection, default), forking
                     (a process per connection) or sync (one at a time)
+    \(ServingOptions.usageLines)
       -h, --help    show this help
     """
 
@@ -34,7 +35,7 @@ final class EchoHandler: StreamRequestHandler {
     }
 }
 
-let args = Arguments(usage: usage, valued: ["--unix", "--mode"])
+let args = Arguments(usage: usage, valued: ["--unix", "--mode"] + ServingOptions.valued, flags: ServingOptions.flags)
 args.expectOperands(0...0)
 let (host, port, mode) = (args.host, args.port(default: 7007), args.mode)
 if args.value("--unix") != nil {
@@ -44,22 +45,35 @@ if args.value("--unix") != nil {
     }
 }
 
+let serving = ServingOptions(args, transport: args.value("--unix") != nil ? .unix : .tcp)
 let server: TCPServer
 if let path = args.value("--unix") {
-    server = listening(on: "unix:\(path)") {
+    server = serving.listen(on: "unix:\(path)", {
         switch mode {
         case .threading: try ThreadingUnixStreamServer(path, EchoHandler.self)
         case .forking: try ForkingUnixStreamServer(path, EchoHandler.self)
         case .sync: try UnixStreamServer(path, EchoHandler.self)
         }
-    }
+    }, adopting: { socket in
+        switch mode {
+        case .threading: try ThreadingUnixStreamServer(socket: socket, EchoHandler.self)
+        case .forking: try ForkingUnixStreamServer(socket: socket, EchoHandler.self)
+        case .sync: try UnixStreamServer(socket: socket, EchoHandler.self)
+        }
+    })
 } else {
-    server = listening(on: hostPort(host, port)) {
+    server = serving.listen(on: hostPort(host, port), {
         switch mode {
         case .threading: try ThreadingTCPServer((host, port), EchoHandler.self)
         case .forking: try ForkingTCPServer((host, port), EchoHandler.self)
         case .sync: try TCPServer((host, port), EchoHandler.self)
         }
-    }
+    }, adopting: { socket in
+        switch mode {
+        case .threading: try ThreadingTCPServer(socket: socket, EchoHandler.self)
+        case .forking: try ForkingTCPServer(socket: socket, EchoHandler.self)
+        case .sync: try TCPServer(socket: socket, EchoHandler.self)
+        }
+    })
 }
 serve(server)

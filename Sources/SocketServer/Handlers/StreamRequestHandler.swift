@@ -41,6 +41,12 @@ open class StreamRequestHandler: BaseRequestHandler {
     /// The connected socket.
     public var connection: Socket { request.socket }
 
+    /// What ``rfile`` and ``wfile`` read and write: the connection, or the
+    /// stream a stage put over it (a TLS session). Write to this, not to
+    /// ``connection``, when writing around `wfile` (from another thread,
+    /// say), so that TLS still applies.
+    public var stream: any ByteStream { context?.stream ?? connection }
+
     /// The buffered reader over the connection.
     public var rfile: SocketReader {
         if let reader { return reader }
