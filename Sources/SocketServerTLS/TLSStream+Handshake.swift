@@ -85,6 +85,10 @@ extension TLSStream {
 
     // MARK: - Closing
 
+    /// The server's end of a session: ``shutdown()`` (close_notify), its
+    /// errors ignored (a peer that is gone needs no goodbye).
+    public func finishStream() { try? shutdown() }
+
     /// Sends `close_notify` (once; later calls do nothing), within the
     /// context's handshake time-out, without waiting for the peer's. The
     /// socket stays open; the stream reads on (the peer's last bytes, then

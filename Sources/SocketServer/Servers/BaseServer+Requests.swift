@@ -141,6 +141,7 @@ extension BaseServer {
                 handleError(error, request: request, clientAddress: context.clientAddress)
             }
         }
+        if context.stream !== context.socket { context.stream.finishStream() }
         shutdownRequest(request)
         endRequest(record, outcome: outcome, context: context)
         if case .completed = outcome { return true }
