@@ -53,8 +53,9 @@ public final class SocketReader {
     /// The stream read from; nil for a reader over bytes in memory.
     public let stream: (any ByteStream)?
     /// The stream when it is a plain socket: called directly, without the
-    /// protocol's dynamic dispatch, on the hot path.
-    private let direct: Socket?
+    /// protocol's dynamic dispatch and without a retain, on the hot path
+    /// (``stream`` holds it).
+    private let direct: Unmanaged<Socket>?
     /// The socket beneath the stream; nil for a reader over bytes in memory.
     public var socket: Socket? { stream?.socket }
     /// The size of one refill.
@@ -81,12 +82,16 @@ public final class SocketReader {
     /// A writer whose pending bytes are sent before this reader would block,
     /// so replies batched while input was already buffered are never held
     /// back while we wait for the peer. Set by ``Socket/makeStreams(readBufferSize:writeBufferSize:)``.
-    var pairedWriter: SocketWriter?
+    var pairedWriter: SocketWriter? {
+        didSet { writerRef = pairedWriter.map { Unmanaged.passUnretained($0) } }
+    }
+    /// ``pairedWriter`` without a retain per use (``pairedWriter`` holds it).
+    private var writerRef: Unmanaged<SocketWriter>?
 
     /// A reader over `socket` with the given refill size.
     public init(_ socket: Socket, bufferSize: Int = SocketReader.defaultBufferSize) {
         self.stream = socket
-        self.direct = socket
+        self.direct = Unmanaged.passUnretained(socket)
         self.bufferSize = max(1, bufferSize)
     }
 
@@ -95,7 +100,7 @@ public final class SocketReader {
     /// source that must be read first (see ``takeBuffered()``).
     public init(stream: any ByteStream, bufferSize: Int = SocketReader.defaultBufferSize, buffered: [UInt8] = []) {
         self.stream = stream
-        self.direct = stream as? Socket
+        self.direct = (stream as? Socket).map { Unmanaged.passUnretained($0) }
         self.bufferSize = max(1, bufferSize)
         if !buffered.isEmpty { unread(buffered) }
     }
@@ -121,7 +126,13 @@ public final class SocketReader {
     }
 
     /// How many bytes this reader has received from its stream so far.
-    public internal(set) var receivedCount: UInt64 = 0
+    public internal(set) var receivedCount: UInt64 {
+        get { received }
+        set { received = newValue }
+    }
+    /// Private, so that its accesses are checked at compile time: a public
+    /// stored property's would be checked at run time on every receive.
+    private var received: UInt64 = 0
 
     /// How many bytes are buffered and not yet read.
     public var bufferedCount: Int { end - start }
@@ -183,10 +194,20 @@ public final class SocketReader {
     /// Calls `body` with the next line's bytes (LF included) in place, without
     /// copying them; the view is valid only during the call. Returns nil at
     /// end of file.
+    @inlinable
     public func withNextLine<R>(maxLength: Int = SocketReader.defaultMaxLineLength,
                                 _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R? {
+        guard let line = try nextLineInPlace(maxLength: maxLength) else { return nil }
+        return try body(line)
+    }
+
+    /// The next line's bytes in the buffer, consumed; valid until the next
+    /// call on the reader. (Not generic, so that ``withNextLine(maxLength:_:)``
+    /// can be inlined into the caller without exposing the buffer.)
+    @usableFromInline
+    func nextLineInPlace(maxLength: Int) throws -> UnsafeRawBufferPointer? {
         guard let range = try nextLine(maxLength: maxLength) else { return nil }
-        return try body(UnsafeRawBufferPointer(start: storage! + range.lowerBound, count: range.count))
+        return UnsafeRawBufferPointer(start: storage! + range.lowerBound, count: range.count)
     }
 
     /// Calls `body` with each line until end of file (Python's `for line in rfile`).
@@ -439,29 +460,39 @@ public final class SocketReader {
     /// is already there keeps the replies batched.
     private func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let n = try receiveOnce(into: buffer)
-        receivedCount &+= UInt64(n)
+        received &+= UInt64(n)
         return n
     }
 
     private func receiveOnce(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        if let socket = direct {
-            if let writer = pairedWriter, writer.pendingCount > 0 {
-                if let n = try socket.receiveNow(into: buffer) { return n }
-                try writer.flush()
+        if let writer = writerRef, writer._withUnsafeGuaranteedRef({ $0.pendingCount > 0 }) {
+            let now: Int?
+            if let direct {
+                now = try direct._withUnsafeGuaranteedRef { try $0.receiveNow(into: buffer) }
+            } else if let stream {
+                now = try stream.receiveNow(into: buffer)
+            } else {
+                now = nil
             }
-            // The first receive of a call waits at most the time-out; from the
-            // second on, the call shares one deadline (a trickling peer).
-            if callReceived { socket.startDeadline(&callDeadline) }
-            callReceived = true
-            return try socket.recv(into: buffer, deadline: &callDeadline)
+            if let now { return now }
+            try writer._withUnsafeGuaranteedRef { try $0.flush() }
+        }
+        // The first receive of a call waits at most the time-out; from the
+        // second on, the call shares one deadline (a trickling peer).
+        // The deadline goes through a local: an `inout` of the stored
+        // property would be a long access, checked at run time.
+        var deadline = callDeadline
+        defer { callDeadline = deadline }
+        if let direct {
+            return try direct._withUnsafeGuaranteedRef { socket in
+                if callReceived { socket.startDeadline(&deadline) }
+                callReceived = true
+                return try socket.recv(into: buffer, deadline: &deadline)
+            }
         }
         guard let stream else { atEOF = true; return 0 }
-        if let writer = pairedWriter, writer.pendingCount > 0 {
-            if let n = try stream.receiveNow(into: buffer) { return n }
-            try writer.flush()
-        }
-        if callReceived { stream.socket.startDeadline(&callDeadline) }
+        if callReceived { stream.socket.startDeadline(&deadline) }
         callReceived = true
-        return try stream.receive(into: buffer, deadline: &callDeadline)
+        return try stream.receive(into: buffer, deadline: &deadline)
     }
 }

@@ -21,8 +21,11 @@ public final class SocketWriter {
 
     /// The stream written to; nil for a writer that collects in memory.
     public let stream: (any ByteStream)?
-    /// The stream when it is a plain socket, called without dynamic dispatch.
-    private let direct: Socket?
+    /// The stream when it is a plain socket, called without dynamic dispatch
+    /// and without a retain (``stream`` holds it).
+    private let direct: Unmanaged<Socket>?
+    /// Whether there is a stream (false: a writer in memory).
+    private let hasStream: Bool
     /// The socket beneath the stream; nil for a writer that collects in memory.
     public var socket: Socket? { stream?.socket }
     /// The buffer size; 0 for unbuffered.
@@ -38,12 +41,17 @@ public final class SocketWriter {
     /// a side table and slows every retain and release of it (seen in
     /// profiles of the echo benchmark). The reader clears this in its
     /// `deinit` and `close()`, so it never dangles.
-    unowned(unsafe) var pairedReader: SocketReader?
+    var pairedReader: SocketReader? {
+        get { readerRef?.takeUnretainedValue() }
+        set { readerRef = newValue.map { Unmanaged.passUnretained($0) } }
+    }
+    private var readerRef: Unmanaged<SocketReader>?
 
     /// A writer over `socket`; `bufferSize` 0 makes it unbuffered.
     public init(_ socket: Socket, bufferSize: Int = SocketWriter.defaultBufferSize) {
         self.stream = socket
-        self.direct = socket
+        self.direct = Unmanaged.passUnretained(socket)
+        self.hasStream = true
         self.bufferSize = max(0, bufferSize)
     }
 
@@ -51,7 +59,8 @@ public final class SocketWriter {
     /// makes it unbuffered.
     public init(stream: any ByteStream, bufferSize: Int = SocketWriter.defaultBufferSize) {
         self.stream = stream
-        self.direct = stream as? Socket
+        self.direct = (stream as? Socket).map { Unmanaged.passUnretained($0) }
+        self.hasStream = true
         self.bufferSize = max(0, bufferSize)
     }
 
@@ -60,16 +69,19 @@ public final class SocketWriter {
     public init() {
         self.stream = nil
         self.direct = nil
+        self.hasStream = false
         self.bufferSize = Int.max
     }
 
     deinit { storage?.deallocate() }
 
     /// How many bytes this writer has sent to its stream so far.
-    public private(set) var sentCount: UInt64 = 0
+    public var sentCount: UInt64 { sent }
+    /// Private, so that its accesses are checked at compile time.
+    private var sent: UInt64 = 0
 
     /// How many bytes are written but not yet sent.
-    public var pendingCount: Int { stream == nil ? 0 : count }
+    public var pendingCount: Int { hasStream ? count : 0 }
 
     /// For a writer in memory: everything written so far.
     public var bytes: [UInt8] {
@@ -84,8 +96,15 @@ public final class SocketWriter {
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
         if closed { throw SocketError.closed(operation: "write") }
         if let stickyError { throw stickyError }
-        guard stream != nil else { append(bytes); return }
+        guard hasStream else { append(bytes); return }
         if bufferSize == 0 {
+            try send(bytes)
+            return
+        }
+        if count == 0 && bytes.count < bufferSize,
+           let reader = readerRef, reader._withUnsafeGuaranteedRef({ $0.bufferedCount == 0 }) {
+            // Nothing pending and no more input waiting: this write would be
+            // sent at once anyway; send it without copying it to the buffer.
             try send(bytes)
             return
         }
@@ -99,7 +118,7 @@ public final class SocketWriter {
         append(bytes)
         if count >= bufferSize {
             try flush()
-        } else if let reader = pairedReader, reader.bufferedCount == 0 {
+        } else if let reader = readerRef, reader._withUnsafeGuaranteedRef({ $0.bufferedCount == 0 }) {
             try flush()
         }
     }
@@ -128,7 +147,7 @@ public final class SocketWriter {
     /// Sends everything pending.
     public func flush() throws {
         if let stickyError { throw stickyError }
-        guard stream != nil, count > 0 else { return }
+        guard hasStream, count > 0 else { return }
         let n = count
         count = 0
         try send(UnsafeRawBufferPointer(start: storage, count: n))
@@ -140,7 +159,7 @@ public final class SocketWriter {
         if closed { return }
         defer {
             closed = true
-            if stream != nil { storage?.deallocate(); storage = nil; capacity = 0; count = 0 }
+            if hasStream { storage?.deallocate(); storage = nil; capacity = 0; count = 0 }
         }
         try flush()
     }
@@ -149,11 +168,11 @@ public final class SocketWriter {
         do {
             var deadline: UInt64 = 0
             if let direct {
-                try direct.sendAll(bytes, deadline: &deadline)
+                try direct._withUnsafeGuaranteedRef { try $0.sendAll(bytes, deadline: &deadline) }
             } else {
                 try stream!.sendAll(bytes, deadline: &deadline)
             }
-            sentCount &+= UInt64(bytes.count)
+            sent &+= UInt64(bytes.count)
         } catch {
             stickyError = error
             throw error
@@ -165,7 +184,7 @@ public final class SocketWriter {
         if count + bytes.count > capacity {
             var newCapacity = max(capacity * 2, 256)
             while newCapacity < count + bytes.count { newCapacity *= 2 }
-            if stream != nil { newCapacity = min(newCapacity, max(bufferSize, count + bytes.count)) }
+            if hasStream { newCapacity = min(newCapacity, max(bufferSize, count + bytes.count)) }
             let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
             if let storage {
                 grown.copyMemory(from: storage, byteCount: count)
