@@ -8,7 +8,7 @@
 # Every option except --no-build is passed on to run.py (see `run.sh --help`).
 # Environment: BENCH_QUICK=1, BENCH_SERVERS, BENCH_WORKLOADS, BENCH_REPS,
 # BENCH_DURATION, BENCH_WARMUP, BENCH_IDLE_CONNS, BENCH_OUT (defaults for the
-# options), BENCH_NO_BUILD=1 (same as --no-build), BENCH_BUILD_JOBS=N (passed to
+# options), BENCH_NO_BUILD=1 (same as --no-build), BENCH_SKIP_NIO=1 (do not build SwiftNIO), BENCH_BUILD_JOBS=N (passed to
 # swift build as -j N), CC (C compiler, default cc).
 set -euo pipefail
 
@@ -41,11 +41,15 @@ if (( build )); then
     "$CC" -O2 -pthread -o "$C_BIN_DIR/loadgen" "$BENCH_DIR/c/loadgen.c"
     "$CC" -O2 -pthread -o "$C_BIN_DIR/echo_server" "$BENCH_DIR/c/echo_server.c"
 
+    if [[ "${BENCH_SKIP_NIO:-0}" == 1 ]]; then
+        say "BENCH_SKIP_NIO=1: nio-echo-server not built; it will be skipped"
+    else
     say "building nio-echo-server (release)"
     if swift build -c release "${jobs[@]}" --package-path "$BENCH_DIR" --product nio-echo-server >&2; then
         nio_bin="$(swift build -c release --package-path "$BENCH_DIR" --show-bin-path)/nio-echo-server"
     else
         say "nio-echo-server did not build; it will be skipped"
+    fi
     fi
 
     say "building echo-server (release) in $ROOT_DIR"
