@@ -71,7 +71,7 @@ struct SocketResolverTests {
             _ = try Resolver.addressInfo(host: "127.0.0.1", port: "no-such-service-name", type: .stream)
             Issue.record("no error")
         } catch let e as SocketError {
-            guard case .addressResolution(let code, let message, _) = e else { Issue.record("\(e)"); return }
+            guard e.kind == .addressResolution, let code = e.resolverCode, let message = e.detail else { Issue.record("\(e)"); return }
             #expect(code == EAI_SERVICE || code == EAI_NONAME)
             #expect(message == String(cString: gai_strerror(code)))
             #expect(e.description.hasSuffix(code == EAI_SERVICE ? "(EAI_SERVICE)" : "(EAI_NONAME)"))

@@ -12,8 +12,9 @@ import Darwin
 /// to choose.
 enum Threads {
     /// Starts a detached thread running `body` with the given stack size
-    /// (rounded up to the system's minimum and page size). Throws the
-    /// `pthread_create` error (EAGAIN when the system is out of threads).
+    /// (rounded up to the system's minimum and page size). Throws
+    /// ``ServerError/threadStart(_:operation:)`` with the `pthread_create`
+    /// error (EAGAIN when the system is out of threads).
     static func spawn(stackSize: Int, name: String? = nil, _ body: @escaping @Sendable () -> Void) throws {
         var attr = pthread_attr_t()
         pthread_attr_init(&attr)
@@ -38,7 +39,7 @@ enum Threads {
         }, box.toOpaque())
         if r != 0 {
             box.release()
-            throw SocketError.system(Errno(r), operation: "start thread", address: nil)
+            throw ServerError.threadStart(Errno(r, call: "pthread_create"))
         }
     }
 

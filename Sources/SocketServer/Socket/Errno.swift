@@ -1,9 +1,5 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// A system error number, with its symbolic name and the system's message.
@@ -14,10 +10,21 @@ import Darwin
 /// do { try socket.connect(to: address) }
 /// catch Errno.connectionRefused { print("nobody listens there") }
 /// ```
+///
+/// An `Errno` thrown by the library's platform layer names the system call
+/// that failed (``call``); two `Errno`s are equal when their numbers are,
+/// whatever the call.
 public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: Int32
-    public init(rawValue: Int32) { self.rawValue = rawValue }
-    public init(_ rawValue: Int32) { self.rawValue = rawValue }
+    /// The system call that failed, when this error came from one (`"poll"`).
+    public let call: String?
+    public init(rawValue: Int32) { self.rawValue = rawValue; self.call = nil }
+    public init(_ rawValue: Int32) { self.rawValue = rawValue; self.call = nil }
+    /// The error number a call failed with.
+    public init(_ rawValue: Int32, call: StaticString) { self.rawValue = rawValue; self.call = "\(call)" }
+
+    public static func == (a: Errno, b: Errno) -> Bool { a.rawValue == b.rawValue }
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
 
     /// The error number the last failed call of this thread left.
     static var current: Errno { Errno(Sys.errno) }
@@ -33,16 +40,17 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     /// The symbolic name, e.g. `ECONNREFUSED`, or `E<number>` when unknown.
     public var name: String { Errno.names[rawValue] ?? "E\(rawValue)" }
 
-    /// `Connection refused (ECONNREFUSED)`
-    public var description: String { "\(message) (\(name))" }
+    /// `Connection refused (ECONNREFUSED)`, after `poll: ` for one thrown by a call.
+    public var description: String { "\(call.map { "\($0): " } ?? "")\(message) (\(name))" }
 
     public static let permissionDenied = Errno(EACCES)
     public static let notPermitted = Errno(EPERM)
     public static let noSuchFile = Errno(ENOENT)
     public static let interrupted = Errno(EINTR)
     public static let badFileDescriptor = Errno(EBADF)
+    /// EAGAIN (the same number as EWOULDBLOCK on Linux): a non-blocking call
+    /// found nothing to do now.
     public static let wouldBlock = Errno(EAGAIN)
-    public static let resourceTemporarilyUnavailable = Errno(EAGAIN)
     public static let inProgress = Errno(EINPROGRESS)
     public static let alreadyInProgress = Errno(EALREADY)
     public static let invalidArgument = Errno(EINVAL)
@@ -70,14 +78,13 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let fileExists = Errno(EEXIST)
     public static let notDirectory = Errno(ENOTDIR)
     public static let isDirectory = Errno(EISDIR)
-    public static let tryAgain = Errno(EAGAIN)
     public static let noChildProcesses = Errno(ECHILD)
 
     /// Lets `catch Errno.connectionReset` match any error of this library
     /// that carries that error number.
     public static func ~= (pattern: Errno, error: any Error) -> Bool {
         if let e = error as? Errno { return e == pattern }
-        if let e = error as? SocketError { return e.errno == pattern }
+        if let e = error as? any CarriesErrno { return e.errno == pattern }
         return false
     }
 
@@ -113,3 +120,9 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
 }
 
 extension Errno: Error {}
+
+/// An error of a higher layer that carries an error number
+/// (``SocketError``, ``ServerError``): what `catch Errno.x` looks into.
+protocol CarriesErrno: Error {
+    var errno: Errno? { get }
+}

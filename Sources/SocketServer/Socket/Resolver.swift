@@ -109,8 +109,8 @@ public enum Resolver {
         do {
             let (name, _) = try nameInfo(address, flags: NI_NAMEREQD)
             return (name, [], [address.host ?? ip])
-        } catch SocketError.addressResolution(_, let message, _) {
-            throw SocketError.hostNotFound(host: ip, message: message)
+        } catch let error as SocketError where error.kind == .addressResolution {
+            throw SocketError.hostNotFound(host: ip, message: error.detail ?? "")
         }
     }
 

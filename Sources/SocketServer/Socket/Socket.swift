@@ -292,9 +292,9 @@ public final class Socket: Sendable, CustomStringConvertible {
         let code = try connectCode(address)
         if code != 0 {
             if code == ETIMEDOUT && timeoutNanos.load(ordering: .relaxed) > 0 {
-                throw SocketError.timeout(operation: "connect to", address: address.description)
+                throw SocketError(timeoutOf: "connect to", address: address)
             }
-            throw SocketError.system(Errno(code), operation: "connect to", address: address.description)
+            throw SocketError(Errno(code), operation: "connect to", address: address)
         }
     }
 
