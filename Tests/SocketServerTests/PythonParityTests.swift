@@ -5,7 +5,126 @@
 import Glibc
 #endif
 import SocketServer
+import Synchronization
 import Testing
+
+// MARK: - A signal every 0.1 s
+
+private let parityPings = Atomic<Int>(0)
+
+/// A no-op SIGUSR2 handler without SA_RESTART, installed once and never
+/// removed (another suite restores SIGUSR1's old handler when it is done;
+/// this signal is ours alone, so no test can leave it at its default, fatal
+/// action while a ping is on its way).
+private let parityHandlerInstalled: Bool = {
+    _ = parityPings.load(ordering: .relaxed)
+    var action = sigaction()
+    action.__sigaction_handler.sa_handler = { _ in parityPings.add(1, ordering: .relaxed) }
+    sigemptyset(&action.sa_mask)
+    action.sa_flags = 0
+    return sigaction(SIGUSR2, &action, nil) == 0
+}()
+
+/// Runs `body` on a thread that takes SIGUSR2, and sends it SIGUSR2 every
+/// 0.1 s until the body returns (at most 100 times, 10 s). Returns the
+/// body's result and how long it took, in seconds.
+private func underSignals<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> (Result<T, any Error>, Double) {
+    try #require(parityHandlerInstalled)
+    let worker = try SockKitThread { () -> (Result<T, any Error>, Double) in
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGUSR2)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        let started = SockKit.now()
+        let r = Result { try body() }
+        return (r, SockKit.now() - started)
+    }
+    _ = worker.tid  // running
+    for _ in 0..<100 where !worker.isFinished {
+        pthread_kill(worker.thread, SIGUSR2)
+        // deadline: the signal period is this test's input, not a wait for a condition.
+        var ts = timespec(tv_sec: 0, tv_nsec: 100_000_000)
+        nanosleep(&ts, nil)
+    }
+    return try worker.join()
+}
+
+/// The call timed out (SocketError.timeout) within 3 s of a 1 s time-out.
+private func expectTimedOut<T>(_ outcome: (Result<T, any Error>, Double), _ what: String,
+                               sourceLocation: SourceLocation = #_sourceLocation) {
+    let (result, elapsed) = outcome
+    switch result {
+    case .success: Issue.record("\(what) returned instead of timing out", sourceLocation: sourceLocation)
+    case .failure(let error):
+        let timedOut = (error as? SocketError)?.isTimeout ?? false
+        #expect(timedOut, "\(what): \(error)", sourceLocation: sourceLocation)
+    }
+    #expect(elapsed < 3, "\(what) took \(elapsed) s under a 1 s time-out", sourceLocation: sourceLocation)
+}
+
+@Suite("Python parity: a time-out is not restarted by signals", .serialized)
+struct ParityTimeoutUnderSignalsTests {
+    @Test("recv and recv(into:) time out under a signal every 0.1 s")
+    func recv() throws {
+        let (a, b) = try Socket.pair()
+        defer { a.close(); b.close() }
+        try b.setTimeout(1)
+        expectTimedOut(try underSignals { try b.recv(10) }, "recv")
+        expectTimedOut(try underSignals { () throws -> Int in
+            var buffer = [UInt8](repeating: 0, count: 10)
+            return try b.recv(into: &buffer)
+        }, "recv(into:)")
+    }
+
+    @Test("recvFrom and recvFrom(into:) time out under a signal every 0.1 s")
+    func recvFrom() throws {
+        let u = try Socket(family: .inet, type: .datagram)
+        defer { u.close() }
+        try u.bind(to: SockKit.loopback(.inet))
+        try u.setTimeout(1)
+        expectTimedOut(try underSignals { try u.recvFrom(10).0 }, "recvFrom")
+        expectTimedOut(try underSignals { () throws -> Int in
+            var buffer = [UInt8](repeating: 0, count: 10)
+            return try u.recvFrom(into: &buffer).0
+        }, "recvFrom(into:)")
+    }
+
+    @Test("send times out under a signal every 0.1 s")
+    func send() throws {
+        let (a, b) = try Socket.pair()
+        defer { a.close(); b.close() }
+        try a.setOption(.sendBufferSize, 4096)
+        try a.setTimeout(0)
+        let chunk = [UInt8](repeating: 7, count: 4096)
+        var full = false
+        for _ in 0..<100_000 where !full {
+            do { _ = try a.send(chunk) } catch Errno.wouldBlock { full = true }
+        }
+        try #require(full)
+        try a.setTimeout(1)
+        expectTimedOut(try underSignals { try a.send(chunk) }, "send")
+    }
+
+    @Test("sendTo times out under a signal every 0.1 s")
+    func sendTo() throws {
+        let name = "\0socketserver-parity-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let receiver = try Socket(family: .unix, type: .datagram)
+        defer { receiver.close() }
+        let address = try SocketAddress(unixPath: name)
+        try receiver.bind(to: address)
+        let sender = try Socket(family: .unix, type: .datagram)
+        defer { sender.close() }
+        try sender.setTimeout(0)
+        let datagram = [UInt8](repeating: 1, count: 512)
+        var full = false
+        for _ in 0..<100_000 where !full {
+            do { _ = try sender.sendTo(datagram, address) } catch Errno.wouldBlock { full = true }
+        }
+        try #require(full)
+        try sender.setTimeout(1)
+        expectTimedOut(try underSignals { try sender.sendTo(datagram, address) }, "sendTo")
+    }
+}
 
 // MARK: - Time-outs and modes
 
