@@ -130,6 +130,20 @@ struct ParityTimeoutUnderSignalsTests {
 
 @Suite("Python parity: sockets")
 struct ParitySocketTests {
+    @Test("an accepted socket does not inherit the listener's time-out")
+    func acceptedSocketHasNoTimeout() throws {
+        let (l, address) = try SockKit.listener()
+        defer { l.close() }
+        try l.setTimeout(5)
+        let c = try Socket.createConnection(to: address, timeout: SockKit.ioTimeout)
+        defer { c.close() }
+        let (s, _) = try l.accept()
+        defer { s.close() }
+        #expect(s.timeout == nil)
+        // Linux copies SO_RCVTIMEO/SO_SNDTIMEO to the accepted socket.
+        #expect(try s.getOption(.receiveTimeout) == nil)
+        #expect(try s.getOption(.sendTimeout) == nil)
+    }
 
 
 

@@ -302,7 +302,8 @@ public final class Socket: Sendable, CustomStringConvertible {
 
     /// Accepts a connection (`accept4(2)`, close-on-exec): the connected
     /// socket and the peer's address. The new socket starts with the
-    /// default time-out.
+    /// default time-out, whatever the listener's (Linux copies a listener's
+    /// SO_RCVTIMEO/SO_SNDTIMEO to it; those of our time-out are cleared).
     public func accept() throws -> (Socket, SocketAddress) {
         var deadline: UInt64 = 0
         let (fd, peer) = try SocketAddress.receiving { sa, len in
@@ -312,6 +313,11 @@ public final class Socket: Sendable, CustomStringConvertible {
             }
         }
         let connection = Socket(adopting: fd, family: family, type: type, proto: proto)
+        if timeoutNanos.load(ordering: .relaxed) > 0 && Socket.defaultTimeoutNanos.load(ordering: .relaxed) <= 0 {
+            do { try Sys.setKernelTimeouts(fd, seconds: 0) } catch {
+                throw SocketError(error, operation: "accept")
+            }
+        }
         try connection.applyDefaultTimeout()
         return (connection, peer ?? .unnamedUnix)
     }
