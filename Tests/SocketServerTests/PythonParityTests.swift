@@ -145,6 +145,28 @@ struct ParitySocketTests {
         #expect(try s.getOption(.sendTimeout) == nil)
     }
 
+    @Test("SOCK_NONBLOCK and SOCK_CLOEXEC in the type: type without flags, time-out 0")
+    func typeFlags() throws {
+        let nonBlocking = SocketType(rawValue: SocketType.stream.rawValue | Int32(SOCK_NONBLOCK.rawValue))
+        let s = try Socket(family: .inet, type: nonBlocking)
+        defer { s.close() }
+        #expect(s.type == .stream)
+        #expect(s.timeout == 0)
+        #expect(!s.isBlocking)
+        try s.setBlocking(true)
+        #expect(fcntl(s.fileno, F_GETFL) & O_NONBLOCK == 0)
+
+        let cloexec = SocketType(rawValue: SocketType.datagram.rawValue | Int32(SOCK_CLOEXEC.rawValue))
+        let d = try Socket(family: .inet, type: cloexec)
+        defer { d.close() }
+        #expect(d.type == .datagram)
+        #expect(d.timeout == nil)
+
+        let (a, b) = try Socket.pair(type: nonBlocking)
+        defer { a.close(); b.close() }
+        #expect(a.type == .stream && b.type == .stream)
+        #expect(a.timeout == 0 && b.timeout == 0)
+    }
 
 
 

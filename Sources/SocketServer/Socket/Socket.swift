@@ -34,24 +34,27 @@ public final class Socket: Sendable, CustomStringConvertible {
     private let timeoutNanos: Atomic<Int64>
     /// The address family (`AF_INET`, `AF_INET6`, `AF_UNIX`).
     public let family: AddressFamily
-    /// The socket type (`SOCK_STREAM`, `SOCK_DGRAM`, ...).
+    /// The socket type (`SOCK_STREAM`, `SOCK_DGRAM`, ...), without the
+    /// `SOCK_NONBLOCK`/`SOCK_CLOEXEC` flags it may have been created with.
     public let type: SocketType
     /// The protocol number (0 for the family's default).
     public let proto: Int32
 
     /// Creates a socket (`socket(2)`), with close-on-exec set and the
-    /// default time-out (``defaultTimeout``) applied.
+    /// default time-out (``defaultTimeout``) applied. `SOCK_NONBLOCK` in
+    /// `type` makes it non-blocking (time-out 0), as in Python.
     public init(family: AddressFamily = .inet, type: SocketType = .stream, proto: Int32 = 0) throws {
         let fd: Int32
         do { fd = try Sys.socket(family.rawValue, type.rawValue, proto) } catch {
-            throw SocketError(error, operation: "socket(\(family), \(type))")
+            throw SocketError(error, operation: "socket(\(family), \(type.withoutFlags))")
         }
+        let nonBlocking = type.rawValue & Sys.sockNonBlock != 0
         self.descriptor = Atomic(fd)
-        self.timeoutNanos = Atomic(-1)
+        self.timeoutNanos = Atomic(nonBlocking ? 0 : -1)
         self.family = family
-        self.type = type
+        self.type = type.withoutFlags
         self.proto = proto
-        try applyDefaultTimeout()
+        if !nonBlocking { try applyDefaultTimeout() }
     }
 
     /// Adopts an open socket descriptor (Python's `socket(fileno=fd)`); the
@@ -75,9 +78,9 @@ public final class Socket: Sendable, CustomStringConvertible {
     }
 
     /// Wraps a descriptor `accept` or `socketpair` just made.
-    init(adopting fd: Int32, family: AddressFamily, type: SocketType, proto: Int32) {
+    init(adopting fd: Int32, family: AddressFamily, type: SocketType, proto: Int32, nonBlocking: Bool = false) {
         self.descriptor = Atomic(fd)
-        self.timeoutNanos = Atomic(-1)
+        self.timeoutNanos = Atomic(nonBlocking ? 0 : -1)
         self.family = family
         self.type = type
         self.proto = proto
@@ -538,15 +541,19 @@ public final class Socket: Sendable, CustomStringConvertible {
     // MARK: - Module functions
 
     /// A connected pair of sockets (`socketpair(2)`, Python's `socket.socketpair`).
+    /// `SOCK_NONBLOCK` in `type` makes both non-blocking, as in ``init(family:type:proto:)``.
     public static func pair(family: AddressFamily = .unix, type: SocketType = .stream, proto: Int32 = 0) throws -> (Socket, Socket) {
         let fds: (Int32, Int32)
         do { fds = try Sys.socketpair(family.rawValue, type.rawValue, proto) } catch {
             throw SocketError(error, operation: "socketpair")
         }
-        let a = Socket(adopting: fds.0, family: family, type: type, proto: proto)
-        let b = Socket(adopting: fds.1, family: family, type: type, proto: proto)
-        try a.applyDefaultTimeout()
-        try b.applyDefaultTimeout()
+        let nonBlocking = type.rawValue & Sys.sockNonBlock != 0
+        let a = Socket(adopting: fds.0, family: family, type: type.withoutFlags, proto: proto, nonBlocking: nonBlocking)
+        let b = Socket(adopting: fds.1, family: family, type: type.withoutFlags, proto: proto, nonBlocking: nonBlocking)
+        if !nonBlocking {
+            try a.applyDefaultTimeout()
+            try b.applyDefaultTimeout()
+        }
         return (a, b)
     }
 
@@ -606,3 +613,8 @@ func withBytes<Bytes: Sequence<UInt8>, R>(_ bytes: Bytes, _ body: (UnsafeRawBuff
     return try Array(bytes).withUnsafeBytes { try body($0) }
 }
 
+
+extension SocketType {
+    /// The type without the `SOCK_NONBLOCK` and `SOCK_CLOEXEC` flags.
+    var withoutFlags: SocketType { SocketType(rawValue: rawValue & ~(Sys.sockNonBlock | Sys.sockCloexec)) }
+}
