@@ -168,6 +168,14 @@ struct ParitySocketTests {
         #expect(a.timeout == 0 && b.timeout == 0)
     }
 
+    @Test("fqdn of 127.0.0.1 is the address's name, as Python's getfqdn")
+    func fqdnOfAddress() throws {
+        // Python: getfqdn('127.0.0.1') == gethostbyaddr('127.0.0.1')[0] when
+        // no alias has a dot; 'localhost' with this machine's /etc/hosts.
+        let name = try Resolver.hostByAddress("127.0.0.1").name
+        #expect(Resolver.fqdn("127.0.0.1") == name)
+        #expect(Resolver.fqdn("127.0.0.1") != "127.0.0.1")
+    }
 
 
 

@@ -94,15 +94,15 @@ public enum Resolver {
     }
 
     /// A fully qualified name for `name` (this host when empty), as Python's
-    /// `getfqdn`: the canonical name if it has a dot, else `name` itself.
+    /// `getfqdn`: the name ``hostByAddress(_:)`` finds for it (for an
+    /// address, its name: `fqdn("127.0.0.1")` is `localhost` where the
+    /// hosts file says so), or `name` itself when it finds none.
     public static func fqdn(_ name: String = "") -> String {
         let n = name.trimmingSpaces
         let host = (n.isEmpty || n == "0.0.0.0" || n == "::") ? hostname() : n
-        if let infos = try? addressInfo(host: host, port: nil, type: .stream, flags: Sys.canonicalNameFlag),
-           let canonical = infos.first?.canonicalName, canonical.contains(".") {
-            return canonical
-        }
-        if let (byAddress, _, _) = try? hostByAddress(host), byAddress.contains(".") { return byAddress }
+        // Python looks for a dotted name among the name and its aliases, and
+        // takes the name when none has a dot; `getnameinfo` gives no aliases.
+        if let (byAddress, _, _) = try? hostByAddress(host) { return byAddress }
         return host
     }
 
