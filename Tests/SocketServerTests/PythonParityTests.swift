@@ -177,6 +177,22 @@ struct ParitySocketTests {
         #expect(Resolver.fqdn("127.0.0.1") != "127.0.0.1")
     }
 
+    @Test("makeReader(bufferSize: 0) reads no byte past the line")
+    func unbufferedReaderDoesNotOverRead() throws {
+        let (a, b) = try Socket.pair()
+        defer { a.close(); b.close() }
+        try b.setTimeout(SockKit.ioTimeout)
+        try a.sendAll(SockKit.bytes("the first line\nsecond\nthree"))
+        let first = b.makeReader(bufferSize: 0)
+        #expect(try first.readLine() == SockKit.bytes("the first line\n"))
+        #expect(first.bufferedCount == 0)
+        #expect(try first.read(2) == SockKit.bytes("se"))
+        #expect(first.bufferedCount == 0)
+        let second = b.makeReader()
+        #expect(try second.readLine() == SockKit.bytes("cond\n"))
+        try a.shutdown(.write)
+        #expect(try second.readAll() == SockKit.bytes("three"))
+    }
 
 
 
