@@ -194,6 +194,19 @@ struct ParitySocketTests {
         #expect(try second.readAll() == SockKit.bytes("three"))
     }
 
+    @Test("an abstract Unix name may use all 108 bytes")
+    func abstractNameOf108Bytes() throws {
+        let name = "\0" + String(repeating: "a", count: 99) + eightDigits(getpid())
+        #expect(name.utf8.count == 108)
+        let address = try SocketAddress(unixPath: name)
+        let s = try Socket(family: .unix, type: .stream)
+        defer { s.close() }
+        try s.bind(to: address)
+        #expect(try s.localAddress() == address)
+        SockKit.expectErrno([.invalidArgument]) { _ = try SocketAddress(unixPath: name + "b") }
+        // A path (not abstract) needs room for its NUL: 107 bytes at most.
+        SockKit.expectErrno([.invalidArgument]) { _ = try SocketAddress(unixPath: "/" + String(repeating: "p", count: 107)) }
+    }
 
 
 
@@ -254,4 +267,10 @@ struct ErrorTypeTests {
         #expect(a.kind == .alreadyServing && a.errno == nil)
         #expect(a.description == "serve forever: serveForever is already running")
     }
+}
+
+/// `n` as 8 decimal digits.
+private func eightDigits(_ n: Int32) -> String {
+    let digits = "\(n)"
+    return String(repeating: "0", count: max(0, 8 - digits.count)) + digits
 }

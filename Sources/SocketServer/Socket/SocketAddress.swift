@@ -110,10 +110,14 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         storage = .v6(sin6)
     }
 
-    /// A Unix socket path. A path starting with `"\0"` is a Linux abstract address.
+    /// A Unix socket path. A path starting with `"\0"` is a Linux abstract
+    /// address. A path takes at most 107 bytes (room for its NUL); an
+    /// abstract name, which needs no NUL, 108, as in Python.
     public init(unixPath path: String) throws {
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: sockaddr_un().sun_path) else {
+        let room = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
+        let abstract = bytes.first == 0
+        guard abstract ? bytes.count <= room : bytes.count < room else {
             throw SocketError.invalidArgument("unix socket path is too long (\(bytes.count) bytes)")
         }
         storage = .unix(bytes)
