@@ -208,7 +208,36 @@ struct ParitySocketTests {
         SockKit.expectErrno([.invalidArgument]) { _ = try SocketAddress(unixPath: "/" + String(repeating: "p", count: 107)) }
     }
 
+    @Test("sendFile leaves the file offset after the bytes sent")
+    func sendFileMovesTheOffset() throws {
+        let dir = try SockKit.TempDir()
+        defer { dir.cleanup() }
+        let fd = try SockKit.makeFile(dir.file("f"), SockKit.pattern(count: 1000))
+        defer { close(fd) }
+        let (a, b) = try SockKit.pair()
+        defer { a.close(); b.close() }
+        try b.setTimeout(SockKit.ioTimeout)
+        #expect(try a.sendFile(fd, offset: 100, count: 300) == 300)
+        #expect(lseek(fd, 0, SEEK_CUR) == 400)
+        #expect(try SockKit.recvExactly(b, 300) == SockKit.pattern(offset: 100, count: 300))
+        // Stopped early by the end of the file: after the last byte.
+        #expect(try a.sendFile(fd, offset: 900, count: 500) == 100)
+        #expect(lseek(fd, 0, SEEK_CUR) == 1000)
+    }
 
+    @Test("sendFile on a non-blocking socket is refused before sending anything")
+    func sendFileNonBlocking() throws {
+        let dir = try SockKit.TempDir()
+        defer { dir.cleanup() }
+        let fd = try SockKit.makeFile(dir.file("f"), SockKit.pattern(count: 1000))
+        defer { close(fd) }
+        let (a, b) = try SockKit.pair()
+        defer { a.close(); b.close() }
+        try a.setTimeout(0)
+        SockKit.expectErrno([.invalidArgument]) { try a.sendFile(fd, count: 1000) }
+        try b.setTimeout(0)
+        SockKit.expectErrno([.wouldBlock]) { _ = try b.recv(10) }
+    }
 
 }
 

@@ -7,13 +7,21 @@ extension Socket {
     /// `offset`, without copying them through user space (`sendfile(2)`).
     /// Stops early only at the file's end. Returns the number of bytes sent
     /// (Python's `socket.sendfile`). Obeys the socket's time-out; never
-    /// raises SIGPIPE. An error after a partial send carries the count sent
-    /// (``SocketError/bytesSent``).
+    /// raises SIGPIPE.
+    ///
+    /// As in Python, the file's offset is left after the last byte sent,
+    /// also when the call fails part-way (so `lseek(fd, 0, SEEK_CUR)` tells
+    /// how far it got; the error's ``SocketError/bytesSent`` says it too);
+    /// a non-blocking socket (time-out 0) and a `count` of 0 are refused up
+    /// front with ``SocketError/invalidArgument(_:)``.
     @discardableResult
     public func sendFile(_ fileDescriptor: Int32, offset: Int = 0, count: Int) throws -> Int {
-        guard offset >= 0, count >= 0 else { throw SocketError.invalidArgument("negative offset or count") }
+        guard offset >= 0 else { throw SocketError.invalidArgument("negative offset \(offset)") }
+        guard count > 0 else { throw SocketError.invalidArgument("count must be a positive integer (got \(count))") }
+        guard timeout != 0 else { throw SocketError.invalidArgument("sendFile on a non-blocking socket") }
         var position = Int64(offset)
         var sent = 0
+        defer { try? Sys.seek(fileDescriptor, to: position) }
         do {
             try Sys.withSIGPIPEBlocked {
                 var deadline: UInt64 = 0
