@@ -239,6 +239,34 @@ struct ParitySocketTests {
         SockKit.expectErrno([.wouldBlock]) { _ = try b.recv(10) }
     }
 
+    @Test("values Python rejects are rejected")
+    func rejectedValues() throws {
+        let u = try Socket(family: .inet, type: .datagram)
+        defer { u.close() }
+        try u.setTimeout(0)
+        var buffer = [UInt8](repeating: 0, count: 4)
+        SockKit.expectErrno([.invalidArgument]) { _ = try u.recvFrom(into: &buffer, count: 5) }
+        SockKit.expectErrno([.invalidArgument]) { _ = try u.recv(into: &buffer, count: 5) }
+        SockKit.expectErrno([.invalidArgument]) { _ = try u.recvFrom(into: &buffer, count: -1) }
+
+        let l = try Socket()
+        defer { l.close() }
+        try l.bind(to: SockKit.loopback(.inet))
+        SockKit.expectErrno([.invalidArgument]) { try l.listen(backlog: Int(Int32.max) + 1) }
+        try l.listen(backlog: -1)  // Python takes a negative backlog as 0
+        #expect(try l.getOption(.acceptConnections))
+
+        SockKit.expectErrno([.invalidArgument]) { _ = try SocketAddress(ipv6: "::1", port: 0, flowInfo: 0x10_0000) }
+        #expect(try SocketAddress(ipv6: "::1", port: 0, flowInfo: 0xF_FFFF).flowInfo == 0xF_FFFF)
+
+        let dir = try SockKit.TempDir()
+        defer { dir.cleanup() }
+        let fd = try SockKit.makeFile(dir.file("f"), SockKit.pattern(count: 10))
+        defer { close(fd) }
+        let (a, b) = try SockKit.pair()
+        defer { a.close(); b.close() }
+        SockKit.expectErrno([.invalidArgument]) { try a.sendFile(fd, count: 0) }
+    }
 }
 
 @Suite("Python parity: streams, errors, defaults")

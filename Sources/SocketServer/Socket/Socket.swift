@@ -297,10 +297,12 @@ public final class Socket: Sendable, CustomStringConvertible {
     }
 
     /// Starts listening (`listen(2)`). The kernel caps `backlog` at
-    /// `net.core.somaxconn`.
+    /// `net.core.somaxconn`; a negative one is taken as 0 and one over
+    /// `Int32.max` is refused (``SocketError/invalidArgument(_:)``), as in Python.
     public func listen(backlog: Int = Int(SOMAXCONN)) throws {
         let fd = try fd("listen")
-        do { try Sys.listen(fd, Int32(clamping: backlog)) } catch { throw SocketError(error, operation: "listen") }
+        guard backlog <= Int(Int32.max) else { throw SocketError.invalidArgument("backlog \(backlog) is over Int32.max") }
+        do { try Sys.listen(fd, Int32(max(0, backlog))) } catch { throw SocketError(error, operation: "listen") }
     }
 
     /// Accepts a connection (`accept4(2)`, close-on-exec): the connected
@@ -403,9 +405,11 @@ public final class Socket: Sendable, CustomStringConvertible {
         }
     }
 
-    /// Receives into the first `count` bytes of `buffer` (all of it by default).
+    /// Receives into the first `count` bytes of `buffer` (all of it by
+    /// default). A count over the buffer's size, or negative, is refused
+    /// (``SocketError/invalidArgument(_:)``), as Python's `recv_into`.
     public func recv(into buffer: inout [UInt8], count: Int? = nil, flags: Int32 = 0) throws -> Int {
-        let n = min(count ?? buffer.count, buffer.count)
+        let n = try checkedCount(count, buffer.count)
         return try buffer.withUnsafeMutableBytes { try recv(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), flags: flags) }
     }
 
@@ -466,9 +470,11 @@ public final class Socket: Sendable, CustomStringConvertible {
         return (n, sender ?? .unnamedUnix)
     }
 
-    /// Receives one datagram into `buffer` (all of it, or its first `count` bytes).
+    /// Receives one datagram into `buffer` (all of it, or its first `count`
+    /// bytes). A count over the buffer's size, or negative, is refused
+    /// (``SocketError/invalidArgument(_:)``), as Python's `recvfrom_into`.
     public func recvFrom(into buffer: inout [UInt8], count: Int? = nil, flags: Int32 = 0) throws -> (Int, SocketAddress) {
-        let n = min(count ?? buffer.count, buffer.count)
+        let n = try checkedCount(count, buffer.count)
         return try buffer.withUnsafeMutableBytes { try recvFrom(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), flags: flags) }
     }
 
@@ -613,6 +619,14 @@ func withBytes<Bytes: Sequence<UInt8>, R>(_ bytes: Bytes, _ body: (UnsafeRawBuff
     return try Array(bytes).withUnsafeBytes { try body($0) }
 }
 
+/// The count of bytes to receive into a buffer of `size`: `count`, or
+/// all of it; a count over the size or negative is refused, as in Python.
+func checkedCount(_ count: Int?, _ size: Int) throws -> Int {
+    guard let count else { return size }
+    guard count >= 0 else { throw SocketError.invalidArgument("negative buffer size \(count)") }
+    guard count <= size else { throw SocketError.invalidArgument("count \(count) is over the buffer's \(size) bytes") }
+    return count
+}
 
 extension SocketType {
     /// The type without the `SOCK_NONBLOCK` and `SOCK_CLOEXEC` flags.

@@ -86,8 +86,10 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// An IPv6 address from its numeric form (`"::1"`, `"fe80::1%eth0"`; `""` means any).
+    /// The flow information has 20 bits: a larger one is refused, as in Python.
     public init(ipv6 host: String, port: Int, flowInfo: UInt32 = 0, scopeID: UInt32 = 0) throws {
         guard (0...65535).contains(port) else { throw SocketError.invalidArgument("port \(port) is not in 0...65535") }
+        guard flowInfo <= 0xF_FFFF else { throw SocketError.invalidArgument("flow info \(flowInfo) is not in 0...1048575") }
         var sin6 = sockaddr_in6()
         sin6.sin6_family = sa_family_t(AF_INET6)
         sin6.sin6_port = UInt16(port).bigEndian
