@@ -271,7 +271,47 @@ struct ParitySocketTests {
 
 @Suite("Python parity: streams, errors, defaults")
 struct ParityStreamAndErrorTests {
+    @Test("an unbuffered writer on a non-blocking socket: the count sent, and no sticky error")
+    func unbufferedWriterNonBlocking() throws {
+        let (a, b) = try Socket.pair()
+        defer { a.close(); b.close() }
+        try a.setOption(.sendBufferSize, 4096)
+        try a.setTimeout(0)
+        let w = a.makeWriter(bufferSize: 0)
+        let total = 4 << 20
+        let e = SockKit.expectErrno([.wouldBlock]) { try w.write(SockKit.pattern(count: total)) }
+        let sent = try #require(e?.bytesSent)
+        #expect(sent > 0 && sent < total)
+        // The peer reads what went out; then the rest can be written.
+        try b.setTimeout(SockKit.ioTimeout)
+        let got = try SockKit.recvExactly(b, sent)
+        #expect(got == SockKit.pattern(count: sent))
+        try a.setTimeout(SockKit.ioTimeout)
+        let rest = try SockKitThread { try SockKit.recvExactly(b, 1000) }
+        try w.write(SockKit.pattern(offset: sent, count: 1000))
+        #expect(try rest.join() == SockKit.pattern(offset: sent, count: 1000))
+    }
 
+    @Test("a buffered writer on a non-blocking socket keeps what it could not send")
+    func bufferedWriterNonBlocking() throws {
+        let (a, b) = try Socket.pair()
+        defer { a.close(); b.close() }
+        try a.setOption(.sendBufferSize, 4096)
+        try a.setTimeout(0)
+        let w = a.makeWriter(bufferSize: 1 << 20)
+        let total = 1 << 20 - 1
+        try w.write(SockKit.pattern(count: total))
+        let e = SockKit.expectErrno([.wouldBlock]) { try w.flush() }
+        let sent = try #require(e?.bytesSent)
+        #expect(w.pendingCount == total - sent)
+        try a.setTimeout(SockKit.ioTimeout)
+        try b.setTimeout(SockKit.ioTimeout)
+        let reader = try SockKitThread { try SockKit.recvExactly(b, total) }
+        try w.flush()
+        let got = try reader.join()
+        #expect(got.count == total)
+        #expect(got.withUnsafeBytes { SockKit.matchesPattern($0, offset: 0) })
+    }
 
 
 }
