@@ -314,6 +314,13 @@ struct ParityStreamAndErrorTests {
     }
 
 
+    @Test("setDefaultTimeout(-1) throws, as Python's setdefaulttimeout raises ValueError")
+    func defaultTimeoutNegative() throws {
+        let before = Socket.defaultTimeout
+        SockKit.expectErrno([.invalidArgument]) { try Socket.setDefaultTimeout(-1) }
+        SockKit.expectErrno([.invalidArgument]) { try Socket.setDefaultTimeout(.nan) }
+        #expect(Socket.defaultTimeout == before)
+    }
 }
 
 @Suite("The error types")

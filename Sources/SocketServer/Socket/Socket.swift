@@ -130,14 +130,32 @@ public final class Socket: Sendable, CustomStringConvertible {
 
     /// The time-out new sockets start with (Python's `getdefaulttimeout` /
     /// `setdefaulttimeout`): `nil` (blocking) unless set.
+    ///
+    /// Setting a negative or NaN value traps (a setter cannot throw): for a
+    /// value from outside the program, use ``setDefaultTimeout(_:)``, which
+    /// throws as Python's `setdefaulttimeout(-1)` raises `ValueError`.
     public static var defaultTimeout: Double? {
         get { seconds(fromNanos: defaultTimeoutNanos.load(ordering: .relaxed)) }
-        set { defaultTimeoutNanos.store(Self.storedNanos(newValue), ordering: .relaxed) }
+        set {
+            guard let n = Self.storedNanos(newValue) else { preconditionFailure("a time-out cannot be negative") }
+            defaultTimeoutNanos.store(n, ordering: .relaxed)
+        }
     }
 
-    private static func storedNanos(_ seconds: Double?) -> Int64 {
+    /// Sets ``defaultTimeout``; throws ``SocketError/invalidArgument(_:)``
+    /// (EINVAL) for a negative or NaN value and leaves it unchanged.
+    public static func setDefaultTimeout(_ seconds: Double?) throws {
+        guard let n = storedNanos(seconds) else {
+            throw SocketError.invalidArgument("time-out \(seconds ?? 0) is negative")
+        }
+        defaultTimeoutNanos.store(n, ordering: .relaxed)
+    }
+
+    /// -1 for nil, 0 for 0, nanoseconds (at least 1) otherwise; nil for a
+    /// negative or NaN value.
+    private static func storedNanos(_ seconds: Double?) -> Int64? {
         guard let seconds else { return -1 }
-        precondition(seconds >= 0, "a time-out cannot be negative")
+        guard seconds >= 0 else { return nil }
         if seconds == 0 { return 0 }
         return max(1, Int64(clamping: nanos(fromSeconds: seconds)))
     }
@@ -158,8 +176,10 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// block; `0` makes it non-blocking; a positive number of seconds is a
     /// deadline for each blocking call, accept and connect included.
     public func setTimeout(_ seconds: Double?) throws {
-        if let seconds, !(seconds >= 0) { throw SocketError.invalidArgument("time-out \(seconds) is negative") }
-        try setTimeoutNanos(Socket.storedNanos(seconds))
+        guard let n = Socket.storedNanos(seconds) else {
+            throw SocketError.invalidArgument("time-out \(seconds ?? 0) is negative")
+        }
+        try setTimeoutNanos(n)
     }
 
     private func setTimeoutNanos(_ n: Int64) throws {
