@@ -313,6 +313,25 @@ struct ParityStreamAndErrorTests {
         #expect(got.withUnsafeBytes { SockKit.matchesPattern($0, offset: 0) })
     }
 
+    @Test("close() with a reader open: the reader's buffered bytes stay readable, then SocketError.closed")
+    func closeWhileReaderOpen() throws {
+        let (a, b) = try Socket.pair()
+        defer { a.close() }
+        try b.setTimeout(SockKit.ioTimeout)
+        try a.sendAll(SockKit.bytes("one\ntwo\n"))
+        let r = b.makeReader()
+        #expect(try r.readLine() == SockKit.bytes("one\n"))
+        b.close()
+        #expect(b.fileno == -1)
+        #expect(try r.readLine() == SockKit.bytes("two\n"))  // already buffered
+        do {
+            _ = try r.readLine()
+            Issue.record("a read after close did not throw")
+        } catch SocketError.closed {
+            // Documented: the descriptor is closed at once (Python keeps it
+            // open until the makefile objects are closed too).
+        }
+    }
 
     @Test("setDefaultTimeout(-1) throws, as Python's setdefaulttimeout raises ValueError")
     func defaultTimeoutNegative() throws {

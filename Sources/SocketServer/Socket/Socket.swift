@@ -24,6 +24,12 @@ public enum ShutdownHow: Sendable {
 /// - ``close()`` is idempotent; a socket that is dropped closes its
 ///   descriptor; a closed socket's ``fileno`` is -1 and every call on it
 ///   throws ``SocketError/closed(operation:)``.
+/// - ``close()`` closes the descriptor at once, even while a reader or
+///   writer made from the socket is open (Python keeps it open until the
+///   `makefile` objects are closed too): the streams' next system call
+///   throws ``SocketError/closed(operation:)``; bytes a reader had already
+///   buffered can still be read. A descriptor number the kernel reuses is
+///   never read by a stream of the closed socket.
 ///
 /// `Socket` is safe to share between threads: its descriptor and time-out
 /// are atomics. As with any descriptor, closing it while another thread is
