@@ -73,6 +73,7 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let networkDown = Errno(ENETDOWN)
     public static let notSocket = Errno(ENOTSOCK)
     public static let messageTooLong = Errno(EMSGSIZE)
+    public static let destinationAddressRequired = Errno(EDESTADDRREQ)
     public static let protocolNotSupported = Errno(EPROTONOSUPPORT)
     public static let operationNotSupported = Errno(EOPNOTSUPP)
     public static let fileExists = Errno(EEXIST)
