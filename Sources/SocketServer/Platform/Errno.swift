@@ -16,12 +16,15 @@
 /// whatever the call.
 public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: Int32
-    /// The system call that failed, when this error came from one (`"poll"`).
-    public let call: String?
-    public init(rawValue: Int32) { self.rawValue = rawValue; self.call = nil }
-    public init(_ rawValue: Int32) { self.rawValue = rawValue; self.call = nil }
+    /// A static string, so that making an `Errno` never allocates.
+    private let callName: StaticString?
+    public init(rawValue: Int32) { self.rawValue = rawValue; self.callName = nil }
+    public init(_ rawValue: Int32) { self.rawValue = rawValue; self.callName = nil }
     /// The error number a call failed with.
-    public init(_ rawValue: Int32, call: StaticString) { self.rawValue = rawValue; self.call = "\(call)" }
+    public init(_ rawValue: Int32, call: StaticString) { self.rawValue = rawValue; self.callName = call }
+
+    /// The system call that failed, when this error came from one (`"poll"`).
+    public var call: String? { callName.map { "\($0)" } }
 
     public static func == (a: Errno, b: Errno) -> Bool { a.rawValue == b.rawValue }
     public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }

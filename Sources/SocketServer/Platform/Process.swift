@@ -75,6 +75,15 @@ extension Sys {
         _ = try call("sigaction") { sigaction(signal, &sa, nil) }
     }
 
+    /// Writes one byte to `fd` from a signal handler: one write(2), nothing
+    /// that allocates or locks, and the interrupted code's `errno` put back.
+    static func writeFromSignalHandler(_ fd: Int32, _ byte: UInt8) {
+        let saved = Glibc.errno
+        var b = byte
+        _ = Glibc.write(fd, &b, 1)
+        Glibc.errno = saved
+    }
+
     /// Gives `signal` back its default action. Async-signal-safe (for a
     /// forked child before it does anything else).
     static func defaultSignal(_ signal: Int32) {

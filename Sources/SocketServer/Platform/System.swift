@@ -86,14 +86,15 @@ enum Sys {
     /// outcome is ``SysOutcome/timedOut``. With `fd`, the retry first waits
     /// for `events` on it within what is left, so a call that the kernel
     /// times (SO_RCVTIMEO restarts in full after a signal) cannot wait past
-    /// the deadline however often it is interrupted. `body` gets the
-    /// milliseconds left (-1: no limit) for calls that take a time-out
-    /// themselves (poll).
+    /// the deadline however often it is interrupted. With `passingTimeLeft`,
+    /// `body` gets the milliseconds left (-1: no limit), for calls that take
+    /// a time-out themselves (poll); otherwise -1, and no clock is read.
     @inline(__always)
     static func io<T: BinaryInteger>(_ call: StaticString, deadline: inout Deadline, waitingFor fd: Int32 = -1,
-                                     events: Int16 = 0, _ body: (Int32) -> T) throws(Errno) -> SysOutcome<T> {
+                                     events: Int16 = 0, passingTimeLeft: Bool = false,
+                                     _ body: (Int32) -> T) throws(Errno) -> SysOutcome<T> {
         while true {
-            let r = body(deadline.millisLeft)
+            let r = body(passingTimeLeft ? deadline.millisLeft : -1)
             if r >= 0 { return .done(r) }
             let e = Glibc.errno
             if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
@@ -137,7 +138,9 @@ enum Sys {
     static func poll(_ fds: UnsafeMutableBufferPointer<pollfd>, deadline: inout Deadline) throws(Errno) -> SysOutcome<Int32> {
         deadline.start()
         while true {
-            let outcome = try io("poll", deadline: &deadline) { ms in Glibc.poll(fds.baseAddress, nfds_t(fds.count), ms) }
+            let outcome = try io("poll", deadline: &deadline, passingTimeLeft: true) { ms in
+                Glibc.poll(fds.baseAddress, nfds_t(fds.count), ms)
+            }
             switch outcome {
             case .done(let n) where n > 0: return .done(n)
             case .done:

@@ -32,10 +32,7 @@ enum SignalWatcher {
         for signo in signals {
             // The handler only writes the number to the pipe (async-signal-safe).
             try Sys.onSignal(signo) { signo in
-                var byte = UInt8(truncatingIfNeeded: signo)
-                _ = try? withUnsafeBytes(of: &byte) { (raw) throws(Errno) in
-                    try Sys.write(SignalWatcher.pipeWrite.load(ordering: .relaxed), raw)
-                }
+                Sys.writeFromSignalHandler(SignalWatcher.pipeWrite.load(ordering: .relaxed), UInt8(truncatingIfNeeded: signo))
             }
             if signo > 0 && signo < 64 { installed.bitwiseOr(1 << UInt64(signo), ordering: .relaxed) }
         }
