@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-/// The sample executables (Samples/NAME/main.swift), specified in SAMPLES.md.
+/// The sample executables (Samples/NAME/main.swift), described in Samples/README.md.
 let samples = ["timestamp-server", "timestamp-client", "chat-server", "chat-client",
                "echo-server", "file-server", "file-client"]
 
@@ -9,15 +9,25 @@ let package = Package(
     name: "SocketServer",
     products: [
         .library(name: "SocketServer", targets: ["SocketServer"]),
+        // TLS over the system's OpenSSL 3: a separate product, so that
+        // `SocketServer` alone never compiles or links OpenSSL.
+        .library(name: "SocketServerTLS", targets: ["SocketServerTLS"]),
     ] + samples.map { .executable(name: $0, targets: [$0]) },
     targets: [
         // A few libc calls Swift's Glibc module hides without _GNU_SOURCE.
         .target(name: "CSocketServer"),
         .target(name: "SocketServer", dependencies: ["CSocketServer"]),
-        .testTarget(name: "SocketServerTests", dependencies: ["SocketServer"]),
+        .testTarget(name: "SocketServerTests", dependencies: ["SocketServer", "activation-echo"]),
+        // A test-only echo server for the socket activation and restart tests.
+        .executableTarget(name: "activation-echo", dependencies: ["SocketServer"], path: "Tests/activation-echo"),
+        // TLS on the system's OpenSSL 3 (a C library, not a package); SocketServer never depends on it.
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
+        .target(name: "SocketServerTLS", dependencies: ["SocketServer", "COpenSSL"]),
+        .testTarget(name: "SocketServerTLSTests", dependencies: ["SocketServerTLS", "SocketServer"]),
         // What the samples share: option parsing, the signal-to-shutdown
         // wiring, the `listening on` and error lines.
-        .target(name: "SampleSupport", dependencies: ["SocketServer"], path: "Samples/SampleSupport"),
+        .target(name: "SampleSupport", dependencies: ["SocketServer", "SocketServerTLS"], path: "Samples/SampleSupport"),
     ] + samples.map {
         .executableTarget(name: $0, dependencies: ["SampleSupport", "SocketServer"], path: "Samples/\($0)")
     } + [
@@ -30,6 +40,7 @@ let package = Package(
         .target(name: "CFuzzer", path: "Fuzz/CFuzzer"),
         .executableTarget(name: "fuzz-readline", dependencies: ["SampleSupport", "CFuzzer"], path: "Fuzz/readline"),
         .executableTarget(name: "fuzz-file-request", dependencies: ["SampleSupport", "CFuzzer"], path: "Fuzz/file-request"),
+        .executableTarget(name: "fuzz-proxy-header", dependencies: ["SampleSupport", "CFuzzer"], path: "Fuzz/proxy-header"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -127,10 +127,20 @@ def make_cells(args):
                       ["--concurrency", "128", "--size", "64"],
                       [Metric("kib_per_conn", f"idle N={args.idle_conns} KiB/conn", "kib")],
                       conns=args.idle_conns))
+    # As many idle connections as one process may hold (the descriptor
+    # limit), opened by several load generators, every one answered twice.
+    cells.append(Cell("hold", f"hold N={args.hold_conns}", "idle",
+                      ["--concurrency", "128", "--size", "64"],
+                      [Metric("conns", f"hold N={args.hold_conns}: connections answered", "count"),
+                       Metric("open_s", f"hold N={args.hold_conns}: seconds to open", "seconds"),
+                       Metric("after_mib", f"hold N={args.hold_conns}: server RSS MiB", "mib")],
+                      conns=args.hold_conns))
     return {c.name: c for c in cells}
 
 
 ALL_WORKLOADS = ["rr1", "rr16", "rr64", "rr256", "churn", "bulk", "idle"]
+# Opt-in (--workloads hold): minutes of setup, and the whole machine.
+EXTRA_WORKLOADS = ["hold"]
 WORKLOAD_GROUPS = {"rr": ["rr1", "rr16", "rr64", "rr256"]}
 
 
@@ -296,46 +306,66 @@ def read_line(proc, timeout):
 
 def run_idle(cell, server_proc, args):
     """Idle memory: server Pss before and while N connections are open and
-    idle. Stops the server itself (before the connections close)."""
+    idle, opened by one load generator per --idle-per-client connections.
+    Stops the server itself (before the connections close)."""
     pid = server_proc.proc.pid
     time.sleep(0.3)  # let the fresh server settle
     before = memory_kib(pid)
-    argv = [args.loadgen, "idle", "--host", HOST, "--port", str(server_proc.port),
-            "--timeout", str(args.timeout), "--phase-timeout", str(args.idle_timeout)]
-    argv += cell.loadgen_args + ["--conns", str(cell.conns_for(server_proc.server))]
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    total = cell.conns_for(server_proc.server)
+    per = max(1, args.idle_per_client)
+    shares = [min(per, total - i) for i in range(0, total, per)]
+    procs = []
+    for n in shares:
+        argv = [args.loadgen, "idle", "--host", HOST, "--port", str(server_proc.port),
+                "--timeout", str(args.timeout), "--phase-timeout", str(args.idle_timeout)]
+        argv += cell.loadgen_args + ["--conns", str(n)]
+        procs.append(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    results = []
     try:
         # Phase 1: wait for READY (all connections open, each echoed once).
-        line = read_line(proc, args.idle_timeout + 30)
-        if not line.startswith("READY"):
-            raise RuntimeError(f"idle connections not established: {loadgen_failure(proc, line)}")
-        opened = json.loads(line.split(None, 1)[1])
+        opened = []
+        for proc in procs:
+            line = read_line(proc, args.idle_timeout + 30)
+            if not line.startswith("READY"):
+                raise RuntimeError(f"idle connections not established: {loadgen_failure(proc, line)}")
+            opened.append(json.loads(line.split(None, 1)[1]))
         time.sleep(0.5)  # let the server finish whatever it does per connection
         after = memory_kib(pid)
         # Phase 2: every connection echoes one more line.
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        line = read_line(proc, args.idle_timeout + 30)
-        result = parse_result(line)
-        if result is None or result.get("errors"):
-            raise RuntimeError(f"idle phase 2 failed: {loadgen_failure(proc, line)}")
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        for proc in procs:
+            line = read_line(proc, args.idle_timeout + 30)
+            result = parse_result(line)
+            if result is None or result.get("errors"):
+                raise RuntimeError(f"idle phase 2 failed: {loadgen_failure(proc, line)}")
+            results.append(result)
         if not server_proc.alive():
             raise RuntimeError(f"server exited during the run (status "
                                f"{server_proc.proc.returncode}): {server_proc.stderr_tail()}")
         # Stop the server while the connections are still open, then let the
-        # load generator close them and exit.
+        # load generators close them and exit.
         server_proc.stop()
-        proc.stdin.write("close\n")
-        proc.stdin.flush()
-        proc.communicate(timeout=30)
+        for proc in procs:
+            proc.stdin.write("close\n")
+            proc.stdin.flush()
+        for proc in procs:
+            proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
+        if any(proc.poll() is None for proc in procs):
             server_proc.stop()  # first, for the reason above
-            proc.kill()
-            proc.wait()
-    result.update(before_kib=before, after_kib=after,
-                  kib_per_conn=(after - before) / opened["conns"])
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    conns = sum(o["conns"] for o in opened)
+    result = dict(results[0])
+    result.update(conns=sum(r["conns"] for r in results), open_s=max(o["open_s"] for o in opened),
+                  echo_s=max(r.get("echo_s", 0) for r in results), errors=sum(r.get("errors", 0) for r in results),
+                  before_kib=before, after_kib=after, after_mib=after / 1024,
+                  kib_per_conn=(after - before) / conns)
     return result
 
 
@@ -383,6 +413,12 @@ def fmt(value, kind):
         return f"{value:,.0f}"
     if kind == "kib":
         return f"{value:.1f}"
+    if kind == "count":
+        return f"{value:,.0f}"
+    if kind == "seconds":
+        return f"{value:.2f}"
+    if kind == "mib":
+        return f"{value:,.0f}"
     return str(value)
 
 
@@ -499,6 +535,10 @@ def parse_args():
     p.add_argument("--no-pin", action="store_true", help="do not pin rr C=1 to CPU 0")
     p.add_argument("--timeout", type=float, default=10.0,
                    help="longest a single request may stay unanswered (s)")
+    p.add_argument("--hold-conns", type=int, default=int(env("BENCH_HOLD_CONNS", "19000")),
+                   help="connections of the hold cell (--workloads hold; default %(default)s)")
+    p.add_argument("--idle-per-client", type=int, default=5000,
+                   help="connections per load generator process in the idle cells (default %(default)s)")
     p.add_argument("--idle-timeout", type=float, default=60.0,
                    help="longest each idle phase (open all, echo all) may take (s)")
     p.add_argument("--loadgen-threads", type=int, default=max(1, min(os.cpu_count() or 1, 4)),
@@ -546,6 +586,11 @@ def prepare_limits(args, notes):
         log("note: " + note)
         notes.append(note)
         args.idle_conns = max(1, cap)
+    if args.hold_conns > cap:
+        note = f"hold connections capped at {cap} (from {args.hold_conns}) by RLIMIT_NOFILE={soft} / thread limits"
+        log("note: " + note)
+        notes.append(note)
+        args.hold_conns = max(1, cap)
     try:
         if Path("/proc/sys/net/ipv4/tcp_tw_reuse").read_text().strip() == "0":
             log("warning: net.ipv4.tcp_tw_reuse=0: churn may run out of local ports "
@@ -569,10 +614,10 @@ def main():
     for w in (w.strip() for w in args.workloads.split(",") if w.strip()):
         for name in WORKLOAD_GROUPS.get(w, [w]):
             if name not in all_cells:
-                sys.exit(f"unknown workload {w}; known: {', '.join(ALL_WORKLOADS)}, rr")
+                sys.exit(f"unknown workload {w}; known: {', '.join(ALL_WORKLOADS + EXTRA_WORKLOADS)}, rr")
             if name not in workloads:
                 workloads.append(name)
-    cells = [all_cells[w] for w in ALL_WORKLOADS if w in workloads]
+    cells = [all_cells[w] for w in ALL_WORKLOADS + EXTRA_WORKLOADS if w in workloads]
 
     for tool in (args.loadgen,):
         if not os.access(tool, os.X_OK):

@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(readline file-request)
+all_targets=(readline file-request proxy-header)
 targets=()
 extra=()
 while (($#)); do

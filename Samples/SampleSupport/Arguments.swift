@@ -6,7 +6,7 @@
 import Darwin
 #endif
 
-/// The command line of a sample, parsed the way SAMPLES.md says:
+/// The command line of a sample, parsed the way Samples/README.md says:
 ///
 /// - `--name VALUE` or `--name=VALUE` for options that take a value, `--flag`
 ///   for the others; options may come before or after operands; `--` ends
@@ -83,8 +83,19 @@ public struct Arguments: Sendable {
     /// Whether a flag was given.
     public func flag(_ option: String) -> Bool { flags.contains(option) }
 
-    /// `--host`, by default `127.0.0.1`.
-    public var host: String { values["--host"] ?? "127.0.0.1" }
+    /// `--host`, by default `127.0.0.1`. An IPv6 address may be given in
+    /// brackets, as the samples print it (`[::1]`): the brackets are taken
+    /// off; an opening bracket without its closing one is a usage error.
+    public var host: String {
+        guard let text = values["--host"] else { return "127.0.0.1" }
+        if text.hasPrefix("[") || text.hasSuffix("]") {
+            guard text.count > 2, text.hasPrefix("["), text.hasSuffix("]") else {
+                usageError("bad host \(text) (an IPv6 address in brackets: [::1])")
+            }
+            return String(text.dropFirst().dropLast())
+        }
+        return text
+    }
 
     /// `--port`: 0 to 65535 (0 lets the kernel choose); anything else is a
     /// usage error.

@@ -6,6 +6,65 @@
 import Darwin
 #endif
 import SocketServer
+import SocketServerTLS
+
+/// The TLS options of the sample clients: `--tls`, `--ca FILE` (implies
+/// `--tls`), `--server-name NAME`.
+public enum ClientTLSOptions {
+    /// The options that take a value.
+    public static let valued = ["--ca", "--server-name"]
+    /// The options without one.
+    public static let flags = ["--tls"]
+    /// Their lines for a usage text.
+    public static let usageLines = """
+          --tls              connect with TLS; verify the server against the system's certificates
+          --ca FILE          trust the certificates in FILE instead (implies --tls)
+          --server-name NAME the name to send (SNI) and to verify, instead of --host
+    """
+
+    /// Whether TLS was asked for.
+    public static func wanted(_ args: Arguments) -> Bool {
+        args.flag("--tls") || args.value("--ca") != nil || args.value("--server-name") != nil
+    }
+}
+
+/// Connects to `host`:`port` over TCP, with TLS if the options ask for it
+/// (``ClientTLSOptions``); if that fails, prints
+/// `error: cannot connect to HOST:PORT: REASON` (REASON names a
+/// certificate problem) and exits 1. Nothing is sent before the server's
+/// certificate is verified.
+public func connectingStream(_ args: Arguments, host: String, port: Int) -> any ByteStream {
+    guard ClientTLSOptions.wanted(args) else { return connecting(host: host, port: port) }
+    do {
+        let trust: TLSTrust = args.value("--ca").map { .caFile($0) } ?? .system
+        let context = try TLSContext(client: TLSClientConfiguration(trust: trust))
+        return try TLSStream.connect(host: host, port: port, context: context,
+                                     serverName: args.value("--server-name") ?? host, timeout: nil)
+    } catch {
+        fail("cannot connect to \(hostPort(host, port)): \(reason(error))")
+    }
+}
+
+extension ByteStream {
+    /// Sends every byte of `bytes`.
+    public func sendAll(_ bytes: [UInt8]) throws {
+        var deadline: UInt64 = 0
+        try bytes.withUnsafeBytes { try sendAll($0, deadline: &deadline) }
+    }
+
+    /// Receives up to `maxCount` bytes; empty at end of file.
+    public func receiveSome(_ maxCount: Int) throws -> [UInt8] {
+        var deadline: UInt64 = 0
+        return try [UInt8](unsafeUninitializedCapacity: maxCount) { buffer, count in
+            count = try receive(into: UnsafeMutableRawBufferPointer(buffer), deadline: &deadline)
+        }
+    }
+
+    /// Ends the connection: a TLS session says close_notify first.
+    public func closeStream() {
+        if let tls = self as? TLSStream { tls.close() } else { socket.close() }
+    }
+}
 
 /// Connects to `host`:`port` (TCP, or UDP with `.datagram`); if that fails,
 /// prints `error: cannot connect to HOST:PORT: REASON` and exits 1.
@@ -53,31 +112,4 @@ public final class InputLines {
 /// interactive).
 public func printBytes<Bytes: Sequence<UInt8>>(_ bytes: Bytes) {
     writeAll(1, Array(bytes))
-}
-
-/// Starts a detached thread running `body`.
-public func startThread(stackSize: Int = 256 * 1024, _ body: @escaping @Sendable () -> Void) throws {
-    final class Body: Sendable {
-        let run: @Sendable () -> Void
-        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-    }
-    var attr = pthread_attr_t()
-    pthread_attr_init(&attr)
-    defer { pthread_attr_destroy(&attr) }
-    pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-    pthread_attr_setstacksize(&attr, max(stackSize, Int(PTHREAD_STACK_MIN)))
-    let box = Unmanaged.passRetained(Body(body))
-    #if canImport(Darwin)
-    var thread: pthread_t?
-    #else
-    var thread = pthread_t()
-    #endif
-    let r = pthread_create(&thread, &attr, { context in
-        Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
-        return nil
-    }, box.toOpaque())
-    if r != 0 {
-        box.release()
-        throw Errno(r)
-    }
 }

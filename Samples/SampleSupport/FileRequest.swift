@@ -2,7 +2,7 @@
 // bytes, so that it can be unit-tested and fuzzed (Fuzz/file-request) apart
 // from the server.
 
-/// One file-server request (SAMPLES.md, "file-server / file-client").
+/// One file-server request (Samples/README.md, "file-server / file-client").
 public enum FileRequest: Equatable, Sendable, CustomStringConvertible {
     /// `PUT NAME SIZE`: upload SIZE bytes as NAME.
     case put(name: String, size: UInt64)

@@ -1,12 +1,12 @@
 // The check behind the file-request fuzz target (Fuzz/file-request) and the
 // parser's tests: FileRequest.parse on arbitrary bytes, against the rules of
-// SAMPLES.md and a second, independently written parser.
+// Samples/README.md and a second, independently written parser.
 
 /// Checks ``FileRequest/parse(_:maxSize:)`` on one input: the whole input is
 /// the header line, parsed under each of ``maxSizes``.
 ///
 /// - it never traps, whatever the bytes;
-/// - it agrees with ``reference(_:maxSize:)``, a plain reading of SAMPLES.md
+/// - it agrees with ``reference(_:maxSize:)``, a plain reading of Samples/README.md
 ///   written apart from it;
 /// - a parsed NAME obeys the rules (1 to 255 bytes of printable ASCII, no
 ///   space, `/` or `\`, not starting with `.`), a parsed SIZE is at most the
@@ -73,7 +73,7 @@ public enum FileRequestCheck {
         }
     }
 
-    /// SAMPLES.md read plainly, by other means than FileRequest.parse.
+    /// Samples/README.md read plainly, by other means than FileRequest.parse.
     public static func reference(_ line: [UInt8], maxSize: UInt64) -> Result<FileRequest, FileRequestError> {
         var header = line
         if header.last == 0x0A { header.removeLast() }

@@ -28,8 +28,8 @@ import SocketServer
 /// - `lineTooLong` is thrown exactly when the reference has no LF within
 ///   `limit + 1` bytes and more than `limit` bytes remain, and then nothing is
 ///   consumed (the next reads return those bytes);
-/// - `readTextLine` is the line without LF and one CR before it, invalid
-///   UTF-8 replaced (it never traps);
+/// - `readTextLine` is the line without LF and one CR before it (a CR with
+///   no LF after it stays), invalid UTF-8 replaced (it never traps);
 /// - `read(n)` returns exactly `min(n, remaining)` bytes; `readSome(n)`,
 ///   `readSome(into:)` and `peek(n)` return a non-empty prefix of the
 ///   remaining bytes of at most `n` (empty only at end of file or for 0), and
@@ -293,10 +293,12 @@ public enum ReaderCheck {
         }
     }
 
-    /// A line without its LF and one CR right before it.
+    /// A line without its LF and one CR right before it; a CR that no LF
+    /// follows (the last bytes before end of file) stays.
     static func content(_ line: [UInt8]) -> ArraySlice<UInt8> {
         var end = line.count
-        if end > 0 && line[end - 1] == 0x0A { end -= 1 }
+        guard end > 0 && line[end - 1] == 0x0A else { return line[...] }
+        end -= 1
         if end > 0 && line[end - 1] == 0x0D { end -= 1 }
         return line[..<end]
     }

@@ -6,6 +6,7 @@
 import Darwin
 #endif
 import SocketServer
+import SocketServerTLS
 
 /// `--mode`: how a server runs its requests.
 public enum ServerMode: String, Sendable, CaseIterable {
@@ -38,6 +39,7 @@ public func listening<S: TCPServer>(on whereText: String, _ make: () throws -> S
 /// operation the library's own description starts with.
 public func reason(_ error: any Error) -> String {
     if let e = error as? SocketError { return e.reason }
+    if let e = error as? TLSError { return e.reason }
     if let e = error as? Errno { return e.message }
     return "\(error)"
 }
@@ -117,14 +119,14 @@ public func lingeringClose(_ socket: Socket) {
 }
 
 /// A line's content: its bytes without the LF and one CR right before it.
+/// A CR without an LF after it (a datagram `ping\r`, the last bytes before
+/// end of file) is content, and stays.
 public func lineContent(_ line: [UInt8]) -> ArraySlice<UInt8> {
     var end = line.count
-    if end > 0 && line[end - 1] == 0x0A { end -= 1 }
+    guard end > 0 && line[end - 1] == 0x0A else { return line[...] }
+    end -= 1
     if end > 0 && line[end - 1] == 0x0D { end -= 1 }
     return line[..<end]
 }
 
-/// Logs one line on stderr.
-public func log(_ message: String) {
-    printError(message + "\n")
-}
+

@@ -13,7 +13,7 @@ import SocketServer
 import Synchronization
 
 let usage = """
-    usage: chat-client [--host HOST] [--port 9999] [--name NAME]
+    usage: chat-client [--host HOST] [--port 9999] [--name NAME] [--tls] [--ca FILE] [--server-name NAME]
 
     Joins chat-server: prints every line the server sends, sends every line
     of stdin. Commands (sent as typed): /nick NAME, /who, /quit, /help.
@@ -23,12 +23,13 @@ let usage = """
       --host HOST   server address (default 127.0.0.1)
       --port N      server port (default 9999)
       --name NAME   the name to take on joining (sends /nick NAME)
+    \(ClientTLSOptions.usageLines)
       -h, --help    show this help
     """
 
-let args = Arguments(usage: usage, valued: ["--name"])
+let args = Arguments(usage: usage, valued: ["--name"] + ClientTLSOptions.valued, flags: ClientTLSOptions.flags)
 args.expectOperands(0...0)
-let socket = connecting(host: args.host, port: args.port(default: 9999))
+let stream = connectingStream(args, host: args.host, port: args.port(default: 9999))
 
 /// Set once we sent /quit: the server closing is then what we asked for.
 let quitting = Atomic<Bool>(false)
@@ -36,8 +37,8 @@ let serverClosed = DispatchSemaphore(value: 0)
 
 // The reader: the server's lines go to stdout as they arrive, unchanged.
 do {
-    try startThread {
-        while let bytes = try? socket.recv(65536), !bytes.isEmpty {
+    try Threads.start(stackSize: 256 * 1024) {
+        while let bytes = try? stream.receiveSome(65536), !bytes.isEmpty {
             printBytes(bytes)
         }
         if !quitting.load(ordering: .acquiring) {
@@ -52,7 +53,7 @@ do {
 
 // The writer: stdin's lines go to the server.
 func send(_ line: [UInt8]) -> Bool {
-    (try? socket.sendAll(line.last == 0x0A ? line : line + [0x0A])) != nil
+    (try? stream.sendAll(line.last == 0x0A ? line : line + [0x0A])) != nil
 }
 var connected = true
 if let name = args.value("--name") { connected = send(Array("/nick \(name)".utf8)) }

@@ -37,7 +37,8 @@ let usage = """
 
     Group chat: every line a client sends goes to all the others, prefixed
     with its name. Commands: /nick NAME, /who, /quit, /help. Lines are at most
-    4096 bytes. At most 1 MiB is queued for any one client; a client that
+    4096 bytes; an empty line, or one of only spaces and tabs, goes to
+    nobody. At most 1 MiB is queued for any one client; a client that
     stops reading is disconnected then. Clients may stay idle indefinitely
     (TCP keep-alive detects vanished peers).
 
@@ -45,6 +46,7 @@ let usage = """
       --host HOST         address to listen on (default 127.0.0.1)
       --port N            port (default 9999; 0: any free port)
       --max-clients N     most clients online at once (default 1024)
+    \(ServingOptions.usageLines)
       -h, --help          show this help
     """
 
@@ -65,12 +67,13 @@ final class Outbox: Sendable {
         var aborted = false
     }
 
-    let socket: Socket
+    /// The connection's stream (a TLS session, or the socket itself).
+    let stream: any ByteStream
     private let state = Locked(State())
     private let wakeup = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
-    init(socket: Socket) { self.socket = socket }
+    init(stream: any ByteStream) { self.stream = stream }
 
     /// Queues a line (its LF added); false if the queue would grow past 1 MiB.
     func enqueue(_ line: String) -> Bool {
@@ -90,7 +93,7 @@ final class Outbox: Sendable {
     /// reader blocked in `recv` and a writer blocked in `send`.
     func abort() {
         state.withLock { $0.aborted = true }
-        try? socket.shutdown(.both)
+        try? stream.socket.shutdown(.both)
         wakeup.signal()
     }
 
@@ -119,7 +122,8 @@ final class Outbox: Sendable {
             if done { return }
             if batch.isEmpty { continue }
             do {
-                try socket.sendAll(batch)
+                var deadline: UInt64 = 0
+                try batch.withUnsafeBytes { try stream.sendAll($0, deadline: &deadline) }
             } catch {
                 abort()  // the peer is gone: wake the reader too
                 return
@@ -228,14 +232,15 @@ final class ChatHandler: StreamRequestHandler {
         // piles up in its outbox, where the 1 MiB bound applies, rather than
         // in the kernel's (auto-tuned up to megabytes) buffer.
         try? connection.setOption(.sendBufferSize, 64 * 1024)
-        let outbox = Outbox(socket: connection)
+        let outbox = Outbox(stream: stream)
         guard let me = chat.room.withLock({ $0.join(name: clientAddress.description, outbox: outbox) }) else {
-            try? connection.sendAll(Array("* error: server full\n".utf8))
+            try? wfile.write("* error: server full\n")
+            try? wfile.flush()
             lingeringClose(connection)
             return
         }
         do {
-            try startThread { outbox.runWriter() }
+            try Threads.start(stackSize: 256 * 1024) { outbox.runWriter() }
         } catch {
             chat.room.withLock { _ = $0.leave(me) }
             throw error
@@ -260,7 +265,9 @@ final class ChatHandler: StreamRequestHandler {
     /// Acts on one line; false when the client is done.
     func act(on line: String, from me: Int) -> Bool {
         guard line.hasPrefix("/") else {
-            if !line.isEmpty {
+            // A blank line (nothing, or only spaces and tabs) says nothing:
+            // like an empty one, it goes to nobody.
+            if !line.allSatisfy({ $0 == " " || $0 == "\t" }) {
                 chat.room.withLock { room in
                     if let name = room.name(me) { room.broadcast("\(name): \(line)", from: me) }
                 }
@@ -293,11 +300,13 @@ final class ChatHandler: StreamRequestHandler {
     }
 }
 
-let args = Arguments(usage: usage, valued: ["--max-clients"])
+let args = Arguments(usage: usage, valued: ["--max-clients"] + ServingOptions.valued, flags: ServingOptions.flags)
 args.expectOperands(0...0)
 let (host, port) = (args.host, args.port(default: 9999))
 let maxClients = args.count("--max-clients", default: 1024)
 
-let server = listening(on: hostPort(host, port)) { try ChatServer((host, port), ChatHandler.self) }
+let serving = ServingOptions(args, transport: .tcp)
+let server = serving.listen(on: hostPort(host, port), { try ChatServer((host, port), ChatHandler.self) },
+                            adopting: { try ChatServer(socket: $0, ChatHandler.self) })
 server.room.withLock { $0.capacity = maxClients }
 serve(server)

@@ -25,10 +25,11 @@ let usage = """
       --host HOST   server address (default 127.0.0.1)
       --port N      server port (default 9998)
       --force       let get replace an existing DEST
+    \(ClientTLSOptions.usageLines)
       -h, --help    show this help
     """
 
-let args = Arguments(usage: usage, flags: ["--force"])
+let args = Arguments(usage: usage, valued: ClientTLSOptions.valued, flags: ["--force"] + ClientTLSOptions.flags)
 let (host, port) = (args.host, args.port(default: 9998))
 guard let command = args.operands.first else { args.usageError("missing command (put, get or list)") }
 
@@ -41,7 +42,7 @@ sigemptyset(&blocked)
 sigaddset(&blocked, SIGINT)
 sigaddset(&blocked, SIGTERM)
 pthread_sigmask(SIG_BLOCK, &blocked, nil)  // before any thread starts: all inherit it
-try? startThread {
+try? Threads.start(stackSize: 256 * 1024) {
     var signals = sigset_t()
     sigemptyset(&signals)
     sigaddset(&signals, SIGINT)
@@ -55,17 +56,18 @@ try? startThread {
 
 /// The connection, its reader, and the server's reply lines.
 struct Connection {
-    let socket: Socket
+    /// The connection: the socket, or a TLS session over it (`--tls`).
+    let stream: any ByteStream
     let reader: SocketReader
 
     init() {
-        socket = connecting(host: host, port: port)
-        try? socket.setTimeout(300)
-        reader = socket.makeReader(bufferSize: 64 * 1024)
+        stream = connectingStream(args, host: host, port: port)
+        try? stream.socket.setTimeout(300)
+        reader = SocketReader(stream: stream, bufferSize: 64 * 1024)
     }
 
     func send(_ line: String) {
-        do { try socket.sendAll(Array((line + "\n").utf8)) } catch { fail("cannot send: \(reason(error))") }
+        do { try stream.sendAll(Array((line + "\n").utf8)) } catch { fail("cannot send: \(reason(error))") }
     }
 
     /// The next reply line; `ERR REASON` ends the program with `error: REASON`.
@@ -99,7 +101,7 @@ func put(_ path: String, as name: String) {
     let progress = Progress(total: size)
     do {
         while progress.done < size {
-            let sent = try connection.socket.sendFile(file, offset: progress.done, count: min(size - progress.done, 1 << 20))
+            let sent = try connection.stream.sendFile(file, offset: progress.done, count: min(size - progress.done, 1 << 20))
             if sent == 0 { progress.finish(); fail("\(path) shrank while being sent") }
             progress.advance(by: sent)
         }
@@ -128,7 +130,8 @@ func get(_ name: String, to destination: String, force: Bool) {
     let base = slash.map { String(destination[destination.index(after: $0)...]) } ?? destination
     let temporary = "\(directory).\(base).part-\(UInt32.random(in: 0...UInt32.max))"
     let file = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-    guard file >= 0 else { fail("cannot write \(temporary): \(Errno(errno).message)") }
+    // Errors name DEST, what the user asked for, never the hidden temporary.
+    guard file >= 0 else { fail("cannot write \(destination): \(Errno(errno).message)") }
     partial.withLock { $0 = temporary }
     func abandon(_ message: String) -> Never {
         unlink(temporary)
@@ -156,11 +159,11 @@ func get(_ name: String, to destination: String, force: Bool) {
             }
             return true
         }
-        if !written { progress.finish(); abandon("cannot write \(temporary): \(Errno(errno).message)") }
+        if !written { progress.finish(); abandon("cannot write \(destination): \(Errno(errno).message)") }
         progress.advance(by: n)
     }
     progress.finish()
-    if fsync(file) != 0 || close(file) != 0 { abandon("cannot write \(temporary): \(Errno(errno).message)") }
+    if fsync(file) != 0 || close(file) != 0 { abandon("cannot write \(destination): \(Errno(errno).message)") }
     if force {
         if rename(temporary, destination) != 0 { abandon("cannot write \(destination): \(Errno(errno).message)") }
     } else {

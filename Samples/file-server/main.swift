@@ -36,6 +36,7 @@ let usage = """
       --port N           port (default 9998; 0: any free port)
       --dir DIR          the directory served (default: the current one)
       --max-size BYTES   largest upload accepted (default 1073741824, 1 GiB)
+    \(ServingOptions.usageLines)
       -h, --help         show this help
     """
 
@@ -195,7 +196,8 @@ final class FileHandler: StreamRequestHandler {
         guard let (file, size) = store.open(name) else { throw Refusal(reason: "not found") }
         defer { close(file) }
         try reply("OK \(size)")
-        let sent = try connection.sendFile(file, count: size)
+        try wfile.flush()
+        let sent = try stream.sendFile(file, offset: 0, count: size)
         if sent < size {
             // The file shrank while being sent: the reply can no longer be framed.
             throw SocketError.closed(operation: "file shrank while being sent")
@@ -221,7 +223,7 @@ func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
 }
 
 
-let args = Arguments(usage: usage, valued: ["--dir", "--max-size"])
+let args = Arguments(usage: usage, valued: ["--dir", "--max-size"] + ServingOptions.valued, flags: ServingOptions.flags)
 args.expectOperands(0...0)
 let (host, port) = (args.host, args.port(default: 9998))
 let maxSize = args.value("--max-size") == nil ? 1 << 30 : args.count("--max-size", default: 0)
@@ -231,5 +233,7 @@ guard dirFD >= 0 else { fail("not a directory: \(dir)") }
 
 let store = Store(fd: dirFD, maxSize: UInt64(maxSize))
 
-let server = listening(on: hostPort(host, port)) { try ThreadingTCPServer((host, port), FileHandler.self) }
+let serving = ServingOptions(args, transport: .tcp)
+let server = serving.listen(on: hostPort(host, port), { try ThreadingTCPServer((host, port), FileHandler.self) },
+                            adopting: { try ThreadingTCPServer(socket: $0, FileHandler.self) })
 serve(server)

@@ -5,6 +5,7 @@ import SocketServer
 
 let usage = """
     usage: timestamp-client [--host HOST] [--port 21567] [--udp] [--timeout SECONDS]
+                            [--tls] [--ca FILE] [--server-name NAME]
 
     Sends each line of stdin to timestamp-server and prints its reply. An
     empty line or end of input ends it.
@@ -14,10 +15,11 @@ let usage = """
       --port N         server port (default 21567)
       --udp            talk UDP
       --timeout SECS   how long to wait for each reply (default 5)
+    \(ClientTLSOptions.usageLines)
       -h, --help       show this help
     """
 
-let args = Arguments(usage: usage, valued: ["--timeout"], flags: ["--udp"])
+let args = Arguments(usage: usage, valued: ["--timeout"] + ClientTLSOptions.valued, flags: ["--udp"] + ClientTLSOptions.flags)
 args.expectOperands(0...0)
 let (host, port, udp) = (args.host, args.port(default: 21567), args.flag("--udp"))
 let timeoutText = args.value("--timeout") ?? "5"
@@ -25,9 +27,11 @@ guard let timeout = Double(timeoutText), timeout > 0, timeout.isFinite else {
     args.usageError("bad value \(timeoutText) for --timeout (expected seconds > 0)")
 }
 
-let socket = connecting(host: host, port: port, type: udp ? .datagram : .stream)
+if udp && ClientTLSOptions.wanted(args) { args.usageError("--tls, --ca and --server-name need TCP (not --udp)") }
+let stream: any ByteStream = udp ? connecting(host: host, port: port, type: .datagram) : connectingStream(args, host: host, port: port)
+let socket = stream.socket
 try? socket.setTimeout(timeout)
-let replies = socket.makeReader()
+let replies = SocketReader(stream: stream)
 let input = InputLines()
 let prompt = isTerminal(0)
 
@@ -44,7 +48,7 @@ while true {
             try socket.sendAll(lineContent(line) + [0x0A])
             reply = try socket.recv(65536 + 64)
         } else {
-            try socket.sendAll(line.last == 0x0A ? line : line + [0x0A])
+            try stream.sendAll(line.last == 0x0A ? line : line + [0x0A])
             reply = try replies.readLine(maxLength: 1 << 20)
         }
         guard let reply, !reply.isEmpty else { fail("connection closed by server") }

@@ -24,6 +24,7 @@ let usage = """
       --udp         serve UDP: each datagram is one line, answered by one datagram
       --mode MODE   threading (a thread per request, default), forking
                     (a process per request) or sync (one at a time)
+    \(ServingOptions.usageLines)
       -h, --help    show this help
     """
 
@@ -42,7 +43,7 @@ final class TimestampHandler: StreamRequestHandler {
     override var timeout: Double? { 300 }
 
     override func handle() throws {
-        log("connected from \(clientAddress)")
+        log("connected from \(clientAddress)", event: "connection.opened", fields: [LogField("peer", "\(clientAddress)")])
         try answeringLongLines {
             while let line = try rfile.readLine(maxLength: 65536) {
                 try wfile.write(stamped(lineContent(line)))
@@ -58,12 +59,14 @@ final class TimestampDatagramHandler: DatagramRequestHandler {
     }
 }
 
-let args = Arguments(usage: usage, valued: ["--mode"], flags: ["--udp"])
+let args = Arguments(usage: usage, valued: ["--mode"] + ServingOptions.valued, flags: ["--udp"] + ServingOptions.flags)
 args.expectOperands(0...0)
 let (host, port, mode) = (args.host, args.port(default: 21567), args.mode)
 
-let server: TCPServer = listening(on: hostPort(host, port)) {
-    if args.flag("--udp") {
+let udp = args.flag("--udp")
+let serving = ServingOptions(args, transport: udp ? .udp : .tcp)
+let server: TCPServer = serving.listen(on: hostPort(host, port), {
+    if udp {
         switch mode {
         case .threading: try ThreadingUDPServer((host, port), TimestampDatagramHandler.self)
         case .forking: try ForkingUDPServer((host, port), TimestampDatagramHandler.self)
@@ -76,5 +79,19 @@ let server: TCPServer = listening(on: hostPort(host, port)) {
         case .sync: try TCPServer((host, port), TimestampHandler.self)
         }
     }
-}
+}, adopting: { socket in
+    if udp {
+        switch mode {
+        case .threading: try ThreadingUDPServer(socket: socket, TimestampDatagramHandler.self)
+        case .forking: try ForkingUDPServer(socket: socket, TimestampDatagramHandler.self)
+        case .sync: try UDPServer(socket: socket, TimestampDatagramHandler.self)
+        }
+    } else {
+        switch mode {
+        case .threading: try ThreadingTCPServer(socket: socket, TimestampHandler.self)
+        case .forking: try ForkingTCPServer(socket: socket, TimestampHandler.self)
+        case .sync: try TCPServer(socket: socket, TimestampHandler.self)
+        }
+    }
+})
 serve(server)

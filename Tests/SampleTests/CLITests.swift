@@ -1,4 +1,4 @@
-// The command-line conventions every sample shares (SAMPLES.md).
+// The command-line conventions every sample shares (Samples/README.md).
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
@@ -105,7 +105,7 @@ let servers = ["timestamp-server", "chat-server", "echo-server", "file-server"]
     }
 
     /// SIGTERM with a client connected: the client is still served, then the
-    /// server closes it and exits 0 (SAMPLES.md: within 3 seconds; the wait
+    /// server closes it and exits 0 (Samples/README.md: within 3 seconds; the wait
     /// here allows slack for a loaded machine).
     @Test(arguments: servers)
     func sigtermWithClientConnected(_ sample: String) throws {

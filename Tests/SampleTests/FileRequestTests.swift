@@ -1,5 +1,5 @@
 // The file-server's header parser (FileRequest, in SampleSupport), alone:
-// the table of SAMPLES.md, the fuzz corpus replayed, and seeded random lines
+// the table of Samples/README.md, the fuzz corpus replayed, and seeded random lines
 // through the fuzz target's check (FileRequestCheck).
 import SampleSupport
 import Testing

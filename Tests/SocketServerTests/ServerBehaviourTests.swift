@@ -169,7 +169,8 @@ struct RequestFlowTests {
             c.close()
         }
         #expect(eventually { server.activeThreadCount == 0 })
-        #expect(server.workers.withLock { $0.tracked == 0 && $0.connections.isEmpty })
+        #expect(eventually { server.stats.active == 0 })
+        #expect((server.dispatch as? ThreadDispatch)?.counts.withLock { $0.tracked == 0 } == true)
     }
 
     @Test func twoHundredConcurrentClients() throws {

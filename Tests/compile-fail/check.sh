@@ -23,4 +23,21 @@ if ! grep -qE "does not conform to protocol 'ConcurrencyMixIn'|'ThreadPerRequest
     echo "$out" >&2
     exit 1
 fi
-echo "compile-fail: 2 passed, 0 failed"
+# The compiler cannot take a message of ours; it shows the source line of
+# the requirement it names, and that line's comment says what to do.
+if ! grep -qF "Keep one: no stub can satisfy both." <<<"$out"; then
+    echo "FAIL: the refusal does not show the hint on ConcurrencyModel's line (Servers/MixIns.swift):" >&2
+    echo "$out" >&2
+    exit 1
+fi
+# Following the compiler's "add stubs for conformance" still fails.
+if out=$(check Tests/compile-fail/both-mixins-stub.swift 2>&1); then
+    echo "FAIL: both mix-ins with a ConcurrencyModel stub compiled" >&2
+    exit 1
+fi
+if ! grep -qE "'ThreadPerRequest'\)? and 'ProcessPerRequest' be equivalent" <<<"$out"; then
+    echo "FAIL: the stubbed class was refused, but not for the expected reason:" >&2
+    echo "$out" >&2
+    exit 1
+fi
+echo "compile-fail: 3 passed, 0 failed"

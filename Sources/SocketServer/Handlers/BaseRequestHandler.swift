@@ -18,11 +18,17 @@ open class BaseRequestHandler {
     /// ``BaseServer/connectionStages``); nil when nothing did.
     public internal(set) var context: ConnectionContext?
 
+    /// Made by the server for each request (``BaseServer/finishRequest(_:clientAddress:)``),
+    /// or by ``HandlerHarness`` in a test; a subclass that overrides it calls `super`.
     public required init(request: Request, clientAddress: SocketAddress, server: BaseServer) {
         self.request = request
         self.clientAddress = clientAddress
         self.server = server
     }
+
+    /// Stores what the handler received and sent in `context` (for the
+    /// server's stats and its `connection.closed` event).
+    func recordTraffic(into context: ConnectionContext) {}
 
     /// Called before ``handle()``. Base: nothing.
     open func setup() throws {}

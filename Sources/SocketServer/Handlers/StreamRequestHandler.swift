@@ -41,6 +41,12 @@ open class StreamRequestHandler: BaseRequestHandler {
     /// The connected socket.
     public var connection: Socket { request.socket }
 
+    /// What ``rfile`` and ``wfile`` read and write: the connection, or the
+    /// stream a stage put over it (a TLS session). Write to this, not to
+    /// ``connection``, when writing around `wfile` (from another thread,
+    /// say), so that TLS still applies.
+    public var stream: any ByteStream { context?.stream ?? connection }
+
     /// The buffered reader over the connection.
     public var rfile: SocketReader {
         if let reader { return reader }
@@ -64,6 +70,11 @@ open class StreamRequestHandler: BaseRequestHandler {
         reader = made.0
         writer = made.1
         return made
+    }
+
+    override func recordTraffic(into context: ConnectionContext) {
+        context.bytesIn = reader?.receivedCount ?? 0
+        context.bytesOut = writer?.sentCount ?? 0
     }
 
     /// Applies ``timeout`` and ``disableNagleAlgorithm`` to the connection.
@@ -107,6 +118,11 @@ open class DatagramRequestHandler: BaseRequestHandler {
 
     /// Collects the reply.
     public let wfile = SocketWriter()
+
+    override func recordTraffic(into context: ConnectionContext) {
+        context.bytesIn = UInt64(packet.count)
+        context.bytesOut = UInt64(wfile.bytes.count)
+    }
 
     /// Sends the reply in ``wfile`` to the client as one datagram. For a
     /// client without an address (an unbound Unix socket) the reply goes

@@ -15,13 +15,16 @@
 /// that failed (``call``); two `Errno`s are equal when their numbers are,
 /// whatever the call.
 public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The error number, as `errno` holds it.
     public let rawValue: Int32
-    /// A static string, so that making an `Errno` never allocates.
-    private let callName: StaticString?
+    /// The error with this number.
     public init(rawValue: Int32) { self.rawValue = rawValue; self.callName = nil }
+    /// The error with this number: `Errno(ECONNRESET)`.
     public init(_ rawValue: Int32) { self.rawValue = rawValue; self.callName = nil }
     /// The error number a call failed with.
     public init(_ rawValue: Int32, call: StaticString) { self.rawValue = rawValue; self.callName = call }
+    /// A static string, so that making an `Errno` never allocates.
+    private let callName: StaticString?
 
     /// The system call that failed, when this error came from one (`"poll"`).
     public var call: String? { callName.map { "\($0)" } }
@@ -43,45 +46,79 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     /// The symbolic name, e.g. `ECONNREFUSED`, or `E<number>` when unknown.
     public var name: String { Errno.names[rawValue] ?? "E\(rawValue)" }
 
-    /// `Connection refused (ECONNREFUSED)`, after `poll: ` for one thrown by a call.
+    /// `Connection refused (ECONNREFUSED)`
     public var description: String { "\(call.map { "\($0): " } ?? "")\(message) (\(name))" }
 
+    /// `EACCES`: permission denied.
     public static let permissionDenied = Errno(EACCES)
+    /// `EPERM`: operation not permitted.
     public static let notPermitted = Errno(EPERM)
+    /// `ENOENT`: no such file or directory.
     public static let noSuchFile = Errno(ENOENT)
+    /// `EINTR`: interrupted by a signal (the library retries these itself).
     public static let interrupted = Errno(EINTR)
+    /// `EBADF`: not an open file descriptor.
     public static let badFileDescriptor = Errno(EBADF)
-    /// EAGAIN (the same number as EWOULDBLOCK on Linux): a non-blocking call
-    /// found nothing to do now.
+    /// `EAGAIN`/`EWOULDBLOCK` (one number on Linux): a non-blocking call would
+    /// block, or a resource is temporarily unavailable (out of threads, say).
     public static let wouldBlock = Errno(EAGAIN)
+    /// `EINPROGRESS`: a non-blocking connect is under way.
     public static let inProgress = Errno(EINPROGRESS)
+    /// `EALREADY`: an earlier non-blocking connect is still under way.
     public static let alreadyInProgress = Errno(EALREADY)
+    /// `EINVAL`: an invalid argument.
     public static let invalidArgument = Errno(EINVAL)
+    /// `EMFILE`: the process has no file descriptor left (`ulimit -n`).
     public static let tooManyOpenFiles = Errno(EMFILE)
+    /// `ENFILE`: the system has no file descriptor left.
     public static let tooManyOpenFilesInSystem = Errno(ENFILE)
+    /// `ENOBUFS`: no buffer space left in the kernel.
     public static let noBufferSpace = Errno(ENOBUFS)
+    /// `ENOMEM`: out of memory.
     public static let noMemory = Errno(ENOMEM)
+    /// `EPIPE`: the peer is gone (a write after its close; never a SIGPIPE here).
     public static let brokenPipe = Errno(EPIPE)
+    /// `EADDRINUSE`: the address is in use (another socket listens on the port).
     public static let addressInUse = Errno(EADDRINUSE)
+    /// `EADDRNOTAVAIL`: the address is not one of this machine's.
     public static let addressNotAvailable = Errno(EADDRNOTAVAIL)
+    /// `EAFNOSUPPORT`: the address family is not supported (IPv6 on a machine without it).
     public static let addressFamilyNotSupported = Errno(EAFNOSUPPORT)
+    /// `ECONNABORTED`: a connection was aborted before `accept` took it.
     public static let connectionAborted = Errno(ECONNABORTED)
+    /// `ECONNRESET`: the peer reset the connection.
     public static let connectionReset = Errno(ECONNRESET)
+    /// `ECONNREFUSED`: nobody listens at the address.
     public static let connectionRefused = Errno(ECONNREFUSED)
+    /// `ENOTCONN`: the socket is not connected.
     public static let notConnected = Errno(ENOTCONN)
+    /// `EISCONN`: the socket is already connected.
     public static let isConnected = Errno(EISCONN)
+    /// `ETIMEDOUT`: the connection timed out; also the ``SocketError/errno`` of the library's own time-outs.
     public static let timedOut = Errno(ETIMEDOUT)
+    /// `EHOSTUNREACH`: no route to the host.
     public static let hostUnreachable = Errno(EHOSTUNREACH)
+    /// `ENETUNREACH`: the network is unreachable.
     public static let networkUnreachable = Errno(ENETUNREACH)
+    /// `ENETDOWN`: the network is down.
     public static let networkDown = Errno(ENETDOWN)
+    /// `ENOTSOCK`: the descriptor is not a socket.
     public static let notSocket = Errno(ENOTSOCK)
+    /// `EMSGSIZE`: the datagram is too long to send in one piece.
     public static let messageTooLong = Errno(EMSGSIZE)
+    /// `EDESTADDRREQ`: a datagram socket with no peer was sent to without an address.
     public static let destinationAddressRequired = Errno(EDESTADDRREQ)
+    /// `EPROTONOSUPPORT`: the protocol is not supported.
     public static let protocolNotSupported = Errno(EPROTONOSUPPORT)
+    /// `EOPNOTSUPP`: the operation is not supported on this socket.
     public static let operationNotSupported = Errno(EOPNOTSUPP)
+    /// `EEXIST`: the file exists.
     public static let fileExists = Errno(EEXIST)
+    /// `ENOTDIR`: not a directory.
     public static let notDirectory = Errno(ENOTDIR)
+    /// `EISDIR`: is a directory.
     public static let isDirectory = Errno(EISDIR)
+    /// `ECHILD`: no child process to wait for.
     public static let noChildProcesses = Errno(ECHILD)
 
     /// Lets `catch Errno.connectionReset` match any error of this library

@@ -3,10 +3,28 @@
 internal import CSocketServer
 #endif
 
-/// Threads and the one condition variable the servers need, on pthreads
-/// directly: Foundation stays out of the library, and the stack size is ours
-/// to choose.
-enum Threads {
+/// Threads on pthreads directly: Foundation stays out of the library, and
+/// the stack size is ours to choose. For your own threads beside a server's
+/// (a writer thread per client, a client reading while it sends), use
+/// ``start(stackSize:_:)``, Python's `threading.Thread(target=...).start()`.
+public enum Threads {
+    /// Starts a detached thread running `body`, with a stack of `stackSize`
+    /// bytes (rounded up to the system's minimum and page size; the default
+    /// is the servers' ``BaseServer/threadStackSize``).
+    ///
+    /// ```swift
+    /// try Threads.start { outbox.runWriter() }
+    /// ```
+    ///
+    /// There is no `join`: to wait for the thread, let it report through a
+    /// ``Locked`` value and ``Locked/wait(timeout:until:)`` on it. Throws
+    /// the `pthread_create` error as a ``SocketError`` (``Errno/tryAgain``
+    /// when the system is out of threads). The thread is not one of Swift
+    /// concurrency's pool, so it may block as long as it likes.
+    public static func start(stackSize: Int = 512 * 1024, _ body: @escaping @Sendable () -> Void) throws {
+        try spawn(stackSize: stackSize, body)
+    }
+
     /// Starts a detached thread running `body` with the given stack size
     /// (rounded up to the system's minimum and page size). Throws
     /// ``ServerError/threadStart(_:operation:)`` with the `pthread_create`
@@ -81,6 +99,7 @@ public final class Locked<Value>: @unchecked Sendable {
     private let cond: UnsafeMutablePointer<pthread_cond_t>
     private var value: Value
 
+    /// A lock guarding `initial`.
     public init(_ initial: Value) {
         value = initial
         mutex = .allocate(capacity: 1)

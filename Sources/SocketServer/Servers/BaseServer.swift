@@ -7,37 +7,17 @@ import Darwin
 #endif
 import Synchronization
 
-/// What a server hands its handler: a connected stream socket, or one
-/// datagram with the socket it came on (Python's `request`).
-public enum Request: Sendable {
-    case stream(Socket)
-    case datagram(packet: [UInt8], socket: Socket)
-
-    /// The connected socket, or the server's datagram socket.
-    public var socket: Socket {
-        switch self {
-        case .stream(let s): return s
-        case .datagram(_, let s): return s
-        }
-    }
-
-    /// The datagram's bytes; nil for a stream request.
-    public var packet: [UInt8]? {
-        if case .datagram(let p, _) = self { return p }
-        return nil
-    }
-}
-
 /// The request loop and its hooks: Python's `socketserver.BaseServer`.
 ///
 /// Methods for the caller:
 ///
 /// - `init(serverAddress:handler:)`
-/// - ``serveForever(pollInterval:)``
+/// - ``serveForever(pollInterval:)``, ``serveInBackground(pollInterval:)``
 /// - ``shutdown()``
 /// - ``handleRequest()``  (when not using `serveForever`)
-/// - ``serverClose()``, ``closing(_:)`` (Python's `with` block), ``closeGracefully(timeout:)``
-/// - ``fileno``
+/// - ``serverClose()``, ``closing(_:)`` (Python's `with` block),
+///   ``closeGracefully(timeout:)``, ``drain(delay:grace:)``
+/// - ``stats``, ``control`` (its ``ServerControl/state``), ``fileno``
 ///
 /// Methods that may be overridden:
 ///
@@ -46,54 +26,66 @@ public enum Request: Sendable {
 /// - ``verifyRequest(_:clientAddress:)``
 /// - ``processRequest(_:clientAddress:)``, ``finishRequest(_:clientAddress:)``
 /// - ``shutdownRequest(_:)``, ``closeRequest(_:)``
+/// - ``rejectRequest(_:clientAddress:reason:)``
+/// - ``connectionOpened(_:)``, ``connectionClosed(_:)``
 /// - ``handleError(_:request:clientAddress:)``, ``handleTimeout()``
 /// - ``serviceActions()``
 /// - ``serverClose()``
 ///
 /// Settings (override the property in a subclass, as Python sets class
 /// attributes): ``timeout`` (an instance property), ``requestQueueSize``,
-/// ``allowReuseAddress``, ``allowReusePort``, and for the mix-ins
-/// ``daemonThreads``, ``blockOnClose``, ``threadStackSize``, ``maxChildren``.
+/// ``allowReuseAddress``, ``allowReusePort``, ``closeTimeout``, and for the
+/// mix-ins ``daemonThreads``, ``blockOnClose``, ``threadStackSize``,
+/// ``maxChildren``. Set on an instance before serving: ``limits``,
+/// ``logSink``, ``connectionStages``.
 ///
 /// A request goes: the socket is readable → ``getRequest()`` →
-/// ``verifyRequest(_:clientAddress:)`` → ``processRequest(_:clientAddress:)``
-/// (run here, in a thread, or in a child, as the mix-in decides) →
-/// ``finishRequest(_:clientAddress:)`` (the handler's setup, handle, finish)
-/// → ``shutdownRequest(_:)``. Whatever is thrown on that way reaches
+/// ``connectionOpened(_:)`` → the ``limits`` (a slot, or
+/// ``rejectRequest(_:clientAddress:reason:)``) → ``verifyRequest(_:clientAddress:)``
+/// → ``processRequest(_:clientAddress:)`` (run here, in a thread, or in a
+/// child, as the mix-in decides) → ``finishRequest(_:clientAddress:)`` (the
+/// ``connectionStages``, then the handler's setup, handle, finish) →
+/// ``shutdownRequest(_:)`` → ``connectionClosed(_:)``, exactly once.
+/// Whatever is thrown on that way reaches
 /// ``handleError(_:request:clientAddress:)``, and the server goes on.
 ///
 /// Threads: the server's own state (its address, time-out, lifecycle,
-/// workers) is behind locks and atomics, so its methods may be called from
-/// handler threads and ``shutdown()`` from anywhere. A subclass that adds
-/// state shared by handler threads must guard it (``Locked``), as in
-/// Python. `BaseServer` is not declared `Sendable`: an open class can only
-/// be `@unchecked Sendable`, and that would make every one-line subclass
-/// restate it. To control a server from another thread, use its
-/// ``control``, which is `Sendable`, or ``serveInBackground(pollInterval:)``.
+/// workers, counters) is behind locks and atomics, so its methods may be
+/// called from handler threads and ``shutdown()`` from anywhere. A
+/// subclass that adds state shared by handler threads must guard it
+/// (``Locked``), as in Python. `BaseServer` is not declared `Sendable`: an
+/// open class can only be `@unchecked Sendable`, and that would make every
+/// one-line subclass restate it. To control a server from another thread,
+/// use its ``control``, which is `Sendable`, or ``serveInBackground(pollInterval:)``.
 open class BaseServer: ServerClosing {
     enum Model { case sync, threads, processes }
-
-    struct Workers {
-        /// Requests served on the serving thread (synchronous servers): 0 or 1.
-        var inline = 0
-        var threads = 0
-        var tracked = 0
-        var children = Set<pid_t>()
-        var connections: [ObjectIdentifier: Socket] = [:]
-    }
 
     /// The handler class instantiated for each request (Python's `RequestHandlerClass`).
     public let handlerType: BaseRequestHandler.Type
     let model: Model
+    let dispatch: any RequestDispatch
     private let addressStorage: Locked<SocketAddress>
     private let timeoutStorage = Locked<Double?>(nil)
-    private let stagesStorage = Locked<[any ConnectionStage]>([])
-    private let acceptBackoffNanos = Atomic<UInt64>(0)
-    let workers = Locked(Workers())
+    private let settings = Locked(Settings())
+    let acceptBackoffNanos = Atomic<UInt64>(0)
+    let admission = Locked(Admission())
+    let counters = StatsCounters()
+    let nextID = Atomic<UInt64>(0)
+    /// The record of the request being admitted, for the default
+    /// ``processRequest(_:clientAddress:)``: touched by the serving thread only.
+    var admitted: ConnectionRecord?
+    /// In a forked child: serve without events (the parent reports them).
+    var isChild = false
     /// The serving loop's state, shareable with other threads.
     public let control: ServerControl
-    private var lifecycle: Locked<ServerControl.Lifecycle> { control.lifecycle }
-    private var wakeup: Wakeup { control.wakeup }
+
+    struct Settings: Sendable {
+        var stages: [any ConnectionStage] = []
+        var limits = ConnectionLimits.none
+        var filter = AddressFilter.everyone
+        var proxy: ProxyProtocolConfig?
+        var logSink: any LogSink = TextLogSink()
+    }
 
     /// A server that has no socket of its own (Python's `BaseServer`);
     /// subclasses such as ``TCPServer`` add one.
@@ -103,16 +95,17 @@ open class BaseServer: ServerClosing {
         self.control = try ServerControl()
         let me: AnyClass = Self.self
         if me is any ThreadingMixIn.Type {
-            model = .threads
+            (model, dispatch) = (.threads, ThreadDispatch())
         } else if me is any ForkingMixIn.Type {
-            model = .processes
+            (model, dispatch) = (.processes, ForkDispatch())
         } else {
-            model = .sync
+            (model, dispatch) = (.sync, InlineDispatch())
         }
+        control.owner.withLock { $0.server = self }
     }
 
     deinit {
-        if !lifecycle.withLock({ $0.closed }) { serverClose() }
+        if !control.lifecycle.withLock({ $0.closed }) { serverClose() }
     }
 
     // MARK: - Settings
@@ -134,8 +127,53 @@ open class BaseServer: ServerClosing {
     /// (a TLS handshake, say): see ``ConnectionStage``. Empty by default;
     /// set before serving.
     public var connectionStages: [any ConnectionStage] {
-        get { stagesStorage.withLock { $0 } }
-        set { stagesStorage.withLock { $0 = newValue } }
+        get { settings.withLock { $0.stages } }
+        set { settings.withLock { $0.stages = newValue } }
+    }
+
+    /// Caps on concurrent requests and per-client connections: none by
+    /// default (Python's behaviour). Set before serving.
+    public var limits: ConnectionLimits {
+        get { settings.withLock { $0.limits } }
+        set { settings.withLock { $0.limits = newValue } }
+    }
+
+    /// Which clients are served (CIDR allow and deny lists): everyone by
+    /// default. Applied before any thread or child is spent on a request;
+    /// a refused one is closed at once and logged (`refused HOST:PORT`).
+    /// Set before serving.
+    public var addressFilter: AddressFilter {
+        get { settings.withLock { $0.filter } }
+        set { settings.withLock { $0.filter = newValue } }
+    }
+
+    /// Reading PROXY protocol headers (HAProxy's v1 and v2) from trusted
+    /// proxies: see ``ProxyProtocolConfig``. Nil (off) by default; set
+    /// before serving. Its ``ProxyProtocolStage`` runs on the connection's
+    /// thread before the ``connectionStages``; the ``addressFilter`` and
+    /// the per-client cap of ``limits`` then apply to the client the
+    /// header names.
+    public var proxyProtocol: ProxyProtocolConfig? {
+        get { settings.withLock { $0.proxy } }
+        set { settings.withLock { $0.proxy = newValue } }
+    }
+
+    /// Where the server's log records go: plain lines on standard error by
+    /// default (``TextLogSink``); ``LogfmtLogSink`` for `key=value` lines.
+    public var logSink: any LogSink {
+        get { settings.withLock { $0.logSink } }
+        set { settings.withLock { $0.logSink = newValue } }
+    }
+
+    /// What the server has done so far: a snapshot, safe to send anywhere.
+    public var stats: ServerStats { counters.snapshot(capacity: capacity) }
+
+    /// The most requests served at once: ``ConnectionLimits/maxConnections``
+    /// (for a forking server, at most ``maxChildren`` too); nil: no cap.
+    var capacity: Int? {
+        let cap = limits.maxConnections
+        if model == .processes { return min(cap ?? maxChildren, maxChildren) }
+        return cap
     }
 
     /// The listen backlog. Python's 5 drops connections under a burst; the
@@ -156,6 +194,13 @@ open class BaseServer: ServerClosing {
     /// handler threads (not daemon ones) or child processes. On.
     open var blockOnClose: Bool { true }
 
+    /// How long ``serverClose()`` waits for handlers with ``blockOnClose``
+    /// (seconds; nil: for ever, as Python). 30 by default: then the
+    /// connections still open are shut down (a forking server's children
+    /// get SIGTERM) and the close waits one more second, so that one idle
+    /// client cannot hang the thread that closes or drops the server.
+    open var closeTimeout: Double? { 30 }
+
     /// ``ThreadingMixIn``: the stack size of a handler thread. 512 KiB:
     /// ample for ordinary handler code, and since only the pages a thread
     /// touches are resident, ten thousand idle connections cost far less.
@@ -172,27 +217,15 @@ open class BaseServer: ServerClosing {
 
     /// Handles requests until ``shutdown()`` is called. `pollInterval` is
     /// how often ``serviceActions()`` runs when idle; shutdown does not wait
-    /// for it (the loop is woken at once).
+    /// for it (the loop is woken at once). While ``limits`` are full (policy
+    /// `.wait`), the loop accepts nothing until a request ends.
     public func serveForever(pollInterval: Double? = 0.5) throws {
-        try lifecycle.update { s in
-            if s.closed { throw SocketError.closed(operation: "serve forever") }
-            if s.serving { throw SocketError.invalidArgument("serveForever is already running") }
-            s.serving = true
-            s.servingThread = pthread_self()
-            if s.shutdownRequested { control.shutdownFlag.store(true, ordering: .releasing) }
-        }
-        defer {
-            lifecycle.update { s in
-                s.serving = false
-                s.servingThread = nil
-                s.shutdownRequested = false
-                control.shutdownFlag.store(false, ordering: .releasing)
-            }
-        }
+        try control.apply(.startServing(pthread_self())) { _ in () }
+        defer { control.apply(.stoppedServing) }
         let interval: Int32 = pollInterval.map { Int32(clamping: Int64(($0 * 1000).rounded(.up))) } ?? -1
-        while !control.shutdownFlag.load(ordering: .acquiring) {
+        while !control.stopFlag.load(ordering: .acquiring) {
             let ready = waitForRequest(timeoutMillis: interval)
-            if control.shutdownFlag.load(ordering: .acquiring) { break }
+            if control.stopFlag.load(ordering: .acquiring) { break }
             if ready { handleRequestNoBlock() }
             serviceActions()
         }
@@ -215,10 +248,10 @@ open class BaseServer: ServerClosing {
         try Threads.spawn(stackSize: 1 << 20) {
             do { try hop.value.serveForever(pollInterval: pollInterval) } catch {
                 writeStderr("error: serveForever: \(error)\n")
-                control.lifecycle.update { $0.failed = true }
+                control.apply(.failed)
             }
         }
-        lifecycle.wait(deadline: nil) { $0.serving || $0.failed || $0.closed }
+        control.lifecycle.wait(deadline: nil) { $0.serving || $0.failed || $0.closed }
         return control
     }
 
@@ -240,60 +273,22 @@ open class BaseServer: ServerClosing {
         }
     }
 
-    /// Waits until the socket is readable or `shutdown` wakes us.
+    /// Waits until the socket is readable or `shutdown` wakes us. While the
+    /// limits are full (policy `.wait`), waits on the wake-up alone: a
+    /// request that ends wakes it.
     private func waitForRequest(timeoutMillis: Int32) -> Bool {
-        var fds = [pollfd(fd: wakeup.readFD, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: fileno, events: Int16(POLLIN), revents: 0)]
-        let r = Glibc_or_Darwin_poll(&fds, fds[1].fd >= 0 ? 2 : 1, timeoutMillis)
+        let full = admission.withLock { a in
+            guard let capacity, limits.policy == .wait, a.active >= capacity else { return false }
+            a.loopWaiting = true
+            return true
+        }
+        let listener = full ? -1 : fileno
+        var fds = [pollfd(fd: control.wakeup.readFD, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+        let r = Glibc_or_Darwin_poll(&fds, listener >= 0 ? 2 : 1, timeoutMillis)
         if r <= 0 { return false }
-        if fds[0].revents != 0 { wakeup.drain() }
-        return fds[1].fd >= 0 && fds[1].revents != 0
-    }
-
-    /// Accepts one request and dispatches it; never throws.
-    func handleRequestNoBlock() {
-        let request: Request
-        let client: SocketAddress
-        do {
-            (request, client) = try getRequest()
-        } catch {
-            acceptFailed(error)
-            return
-        }
-        acceptBackoffNanos.store(0, ordering: .relaxed)
-        if control.shutdownFlag.load(ordering: .acquiring) {
-            shutdownRequest(request)
-            return
-        }
-        do {
-            if try verifyRequest(request, clientAddress: client) {
-                try processRequest(request, clientAddress: client)
-            } else {
-                shutdownRequest(request)
-            }
-        } catch {
-            handleError(error, request: request, clientAddress: client)
-            shutdownRequest(request)
-        }
-    }
-
-    /// The accept errors a long-running server meets and survives: reported,
-    /// then retried after a short pause that grows while they last (5 ms up
-    /// to 1 s), so descriptor exhaustion neither spins nor stops the server.
-    private func acceptFailed(_ error: any Error) {
-        if case SocketError.closed = error { return }
-        if let e = error as? SocketError, let code = e.errno {
-            if code == .wouldBlock { return }  // another thread or process took it
-            handleError(error, request: nil, clientAddress: nil)
-            if code == .connectionAborted { return }  // that one connection only
-        } else {
-            handleError(error, request: nil, clientAddress: nil)
-        }
-        let previous = acceptBackoffNanos.load(ordering: .relaxed)
-        let pause = min(max(previous * 2, 5_000_000), 1_000_000_000)
-        acceptBackoffNanos.store(pause, ordering: .relaxed)
-        // Sleep on the wake-up descriptor, so shutdown() still ends it at once.
-        _ = Sys.poll(wakeup.readFD, Int16(POLLIN), Int32(pause / 1_000_000))
+        if fds[0].revents != 0 { control.wakeup.drain() }
+        return listener >= 0 && fds[1].revents != 0
     }
 
     // MARK: - Hooks
@@ -318,41 +313,38 @@ open class BaseServer: ServerClosing {
     /// Serves a request: here, in a new thread (``ThreadingMixIn``), or in a
     /// child process (``ForkingMixIn``).
     open func processRequest(_ request: Request, clientAddress: SocketAddress) throws {
-        switch model {
-        case .sync:
-            let key = track(request)
-            defer { untrack(key) }
-            try finishRequest(request, clientAddress: clientAddress)
-            shutdownRequest(request)
-        case .threads:
-            try startThread(request, clientAddress: clientAddress)
-        case .processes:
-            try forkChild(request, clientAddress: clientAddress)
-        }
+        let record = admitted ?? ConnectionRecord(id: nextID.add(1, ordering: .relaxed).newValue, clientAddress: clientAddress,
+                                                  acceptedAt: Sys.monotonicNanos(), clientKey: nil, socket: nil)
+        admitted = nil
+        try dispatch.process(request, record: record, server: self)
     }
 
-    /// Runs the handler: creates it, then its setup, handle and finish.
+    /// Runs the handler: the ``connectionStages`` first, for a stream
+    /// connection (on this, the connection's thread), then the handler's
+    /// setup, handle and finish. The handler sees the context's client
+    /// address (a PROXY header's source) and streams.
     ///
-    /// For a stream connection of a server with ``connectionStages``, it
-    /// first makes the connection's ``ConnectionContext`` and runs the
-    /// stages (on this, the connection's thread); the handler then sees the
-    /// context's client address and streams.
+    /// With ``proxyProtocol``, a trusted peer's header is read first; a
+    /// proxy's health check that closes before or right after its header
+    /// is not an error (nothing reaches ``handleError(_:request:clientAddress:)``).
     open func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
-        let context = try prepareConnection(request, clientAddress: clientAddress)
-        let handler = handlerType.init(request: request, clientAddress: context?.clientAddress ?? clientAddress, server: self)
+        let context = CurrentConnection.context ?? ConnectionContext(socket: request.socket, peerAddress: clientAddress)
+        if case .stream = request {
+            if let proxy = proxyProtocol, proxy.trusts(context.peerAddress) {
+                do {
+                    try ProxyProtocolStage(proxy).prepare(context, server: self)
+                } catch let error as ProxyProtocolError where error.isHealthCheck {
+                    context.isHealthCheck = true
+                    return
+                }
+                if !context.isHealthCheck { try admitProxied(context) }
+            }
+            for stage in connectionStages { try stage.prepare(context, server: self) }
+        }
+        let handler = handlerType.init(request: request, clientAddress: context.clientAddress, server: self)
         handler.context = context
+        defer { handler.recordTraffic(into: context) }
         try handler.run()
-    }
-
-    /// Makes the context of a stream connection and runs the stages over
-    /// it; nil when there is nothing to prepare (no stages, or a datagram).
-    func prepareConnection(_ request: Request, clientAddress: SocketAddress) throws -> ConnectionContext? {
-        guard case .stream(let socket) = request else { return nil }
-        let stages = connectionStages
-        guard !stages.isEmpty else { return nil }
-        let context = ConnectionContext(socket: socket, peerAddress: clientAddress)
-        for stage in stages { try stage.prepare(context, server: self) }
-        return context
     }
 
     /// Ends a request: for streams, shuts down the write side (so the peer
@@ -362,267 +354,85 @@ open class BaseServer: ServerClosing {
     /// Releases a request's resources. Base: nothing.
     open func closeRequest(_ request: Request) {}
 
+    /// Refuses a request on the accepting thread, before any thread or
+    /// process is spent on it: over the ``limits``, or not verified. Base:
+    /// closes it (``shutdownRequest(_:)``). An override may first send one
+    /// short line (under a short send time-out, so that a client that does
+    /// not read cannot hold up the loop), and should then call `super`.
+    open func rejectRequest(_ request: Request, clientAddress: SocketAddress, reason: RejectReason) {
+        shutdownRequest(request)
+    }
+
+    /// Called once for each accepted request, on the accepting thread,
+    /// before anything else is done with it. Base: nothing.
+    open func connectionOpened(_ connection: ConnectionInfo) {}
+
+    /// Called once for each accepted request when it has ended (on the
+    /// thread that served it; for a refused one, the accepting thread; for
+    /// a forking server, the parent, when the child is reaped). Base: logs
+    /// an `event=connection.closed` record (no line in the text format).
+    open func connectionClosed(_ summary: ConnectionSummary) {
+        logSink.log(closedRecord(summary))
+    }
+
     /// Reports an error raised while serving a request (or accepting one,
     /// when `request` is nil) and lets the server go on. Default: one line
-    /// on standard error; a peer that simply went away (reset, broken pipe,
-    /// time-out) is reported quietly.
+    /// on the ``logSink``; a peer that simply went away (reset, broken
+    /// pipe, time-out) is reported quietly, at debug level.
     open func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
         let who = clientAddress.map(describePeer) ?? "server"
-        if let e = error as? SocketError, e.isPeerGone {
-            writeStderr("\(who): connection closed: \(e)\n")
+        var fields: [LogField] = clientAddress.map { [LogField("peer", describePeer($0))] } ?? []
+        fields.append(LogField("error", "\(error)"))
+        if case .peerGone = ConnectionOutcome(error) {
+            logSink.log(LogRecord(level: .debug, event: "request.peer_gone", message: "\(who): connection closed: \(error)", fields: fields))
+        } else if case .timedOut = ConnectionOutcome(error) {
+            logSink.log(LogRecord(level: .debug, event: "request.timed_out", message: "\(who): connection closed: \(error)", fields: fields))
         } else if request == nil {
-            writeStderr("error: \(who): \(error)\n")
+            logSink.log(LogRecord(level: .error, event: "accept.error", message: "error: \(who): \(error)", fields: fields))
         } else {
-            writeStderr("error: request from \(who) failed: \(error)\n")
+            logSink.log(LogRecord(level: .error, event: "request.error", message: "error: request from \(who) failed: \(error)", fields: fields))
         }
     }
 
     /// Called by ``handleRequest()`` when no request came within ``timeout``.
     /// Base: reaps finished children of a forking server.
-    open func handleTimeout() {
-        if model == .processes { collectChildren() }
-    }
+    open func handleTimeout() { dispatch.serviceActions(self) }
 
     /// Called once per turn of the serving loop. Base: reaps finished
     /// children of a forking server. Overrides should call `super`.
-    open func serviceActions() {
-        if model == .processes { collectChildren() }
-    }
+    open func serviceActions() { dispatch.serviceActions(self) }
 
     /// Cleans up: stops a running loop, then (mix-ins, with
-    /// ``blockOnClose``) waits for handler threads or child processes.
+    /// ``blockOnClose``) waits for handler threads or child processes, at
+    /// most ``closeTimeout`` seconds: then the connections still open are
+    /// shut down (children get SIGTERM) and it waits one more second.
     /// ``TCPServer`` also closes its socket. Safe to call more than once;
     /// called when the server is dropped.
-    open func serverClose() {
-        let me = pthread_self()
-        let graceful = lifecycle.withLock { s in s.gracefulThread.map { pthread_equal($0, me) == 0 } ?? false }
-        if graceful {
-            // Another thread is closing gracefully (a signal): wait for it.
-            lifecycle.wait(deadline: nil) { $0.gracefulThread == nil }
-            return
-        }
-        let deadline: UInt64? = lifecycle.update { s in
-            s.closed = true
-            if s.serving {
-                s.shutdownRequested = true
-                control.shutdownFlag.store(true, ordering: .releasing)
-            }
-            return s.workerDeadline
-        }
-        wakeup.signal()
-        guard blockOnClose else { return }
-        switch model {
-        case .sync: break
-        case .threads: workers.wait(deadline: deadline) { $0.tracked == 0 }
-        case .processes:
-            if let deadline { _ = reapChildren(until: deadline) } else { collectChildren(blocking: true) }
-        }
-    }
+    open func serverClose() { closeServer() }
 
     /// Releases the listening socket (``TCPServer``; Unix servers also
     /// remove their socket file). Base: nothing.
     func releaseListener() {}
 
-    /// Closes the server the way a service stops on SIGTERM: stops
-    /// accepting and closes the listening socket at once, lets the requests
-    /// in progress go on for up to `timeout` seconds (returning as soon as
-    /// the last one ends), then shuts down the connections still open (a
-    /// forking server sends its children SIGTERM), gives them a moment to
-    /// end, and finishes with ``serverClose()``.
-    public func closeGracefully(timeout: Double) {
-        let started: Bool = lifecycle.update { s in
-            if s.gracefulThread != nil || s.gracefulDone { return false }
-            s.gracefulThread = pthread_self()
-            s.shutdownRequested = true
-            control.shutdownFlag.store(true, ordering: .releasing)
-            return true
-        }
-        guard started else {
-            // Already done, or under way in another thread: wait for it.
-            lifecycle.wait(deadline: nil) { $0.gracefulThread == nil }
-            return
-        }
-        wakeup.signal()
-        releaseListener()
-        let deadline = Sys.monotonicNanos() &+ nanos(fromSeconds: timeout)
-        var done = true
-        switch model {
-        case .sync, .threads:
-            done = workers.wait(deadline: deadline) { $0.threads == 0 && $0.inline == 0 }
-            if !done {
-                let open = workers.withLock { Array($0.connections.values) }
-                for s in open { try? s.shutdown(.both) }
-            }
-        case .processes:
-            done = reapChildren(until: deadline)
-            if !done {
-                for pid in workers.withLock({ $0.children }) { kill(pid, SIGTERM) }
-            }
-        }
-        lifecycle.update { s in
-            s.workerDeadline = Sys.monotonicNanos() &+ (done ? 0 : 500_000_000)
-        }
-        serverClose()
-        if model == .processes {
-            for pid in workers.withLock({ $0.children }) { kill(pid, SIGKILL) }
-            _ = reapChildren(until: Sys.monotonicNanos() &+ 200_000_000)
-        }
-        lifecycle.update { s in
-            s.gracefulThread = nil
-            s.gracefulDone = true
-        }
-    }
-
-    /// Records a request served on the serving thread, so that
-    /// ``closeGracefully(timeout:)`` can wait for it and cut it.
-    private func track(_ request: Request) -> ObjectIdentifier? {
-        guard case .stream(let s) = request else { return nil }
-        let key = ObjectIdentifier(s)
-        workers.update { w in
-            w.inline += 1
-            w.connections[key] = s
-        }
-        return key
-    }
-
-    private func untrack(_ key: ObjectIdentifier?) {
-        guard let key else { return }
-        workers.update { w in
-            w.inline -= 1
-            w.connections[key] = nil
-        }
-    }
-
-    // MARK: - Threads
-
-    /// How many handler threads are running now.
-    public var activeThreadCount: Int { workers.withLock { $0.threads } }
-
-    private func startThread(_ request: Request, clientAddress: SocketAddress) throws {
-        let tracked = !daemonThreads && blockOnClose
-        let key: ObjectIdentifier? = if case .stream(let s) = request { ObjectIdentifier(s) } else { nil }
-        workers.withLock { w in
-            w.threads += 1
-            if tracked { w.tracked += 1 }
-            if let key { w.connections[key] = request.socket }
-        }
-        let done: @Sendable () -> Void = { [workers, key] in
-            workers.update { w in
-                w.threads -= 1
-                if tracked { w.tracked -= 1 }
-                if let key { w.connections[key] = nil }
-            }
-        }
-        do {
-            let hop = ThreadHop(self)
-            try Threads.spawn(stackSize: threadStackSize) {
-                hop.value.processRequestThread(request, clientAddress: clientAddress)
-                done()
-            }
-        } catch {
-            done()
-            throw error
-        }
-    }
-
-    /// The body of a handler thread (Python's `process_request_thread`).
-    func processRequestThread(_ request: Request, clientAddress: SocketAddress) {
-        do {
-            try finishRequest(request, clientAddress: clientAddress)
-        } catch {
-            handleError(error, request: request, clientAddress: clientAddress)
-        }
-        shutdownRequest(request)
-    }
-
-    // MARK: - Processes
-
-    /// The child processes serving requests now.
-    public var activeChildren: Set<pid_t> { workers.withLock { $0.children } }
-
     /// In the child: what of the parent's it should not keep (the listening
     /// socket of a stream server).
     func releaseInChild() {}
 
-    private func forkChild(_ request: Request, clientAddress: SocketAddress) throws {
-        collectChildren()
-        fflush(nil)
-        let pid = fork()
-        if pid < 0 { throw SocketError.fromErrno("fork") }
-        if pid == 0 {
-            // The child: serve this one request, then _exit. It never returns
-            // into the parent's loop, and runs no atexit handlers.
-            SignalWatcher.resetInChild()
-            releaseInChild()
-            var status: Int32 = 0
-            do {
-                try finishRequest(request, clientAddress: clientAddress)
-            } catch {
-                status = 1
-                handleError(error, request: request, clientAddress: clientAddress)
-            }
-            shutdownRequest(request)
-            fflush(nil)
-            _exit(status)
-        }
-        workers.update { _ = $0.children.insert(pid) }
-        closeRequest(request)
+    // MARK: - Workers
+
+    /// How many handler threads are running now.
+    public var activeThreadCount: Int { (dispatch as? ThreadDispatch)?.activeCount ?? 0 }
+
+    /// The child processes serving requests now.
+    public var activeChildren: Set<pid_t> {
+        guard let fork = dispatch as? ForkDispatch else { return [] }
+        return Set(fork.children.withLock { $0.keys })
     }
 
     /// Reaps finished children; with more than ``maxChildren`` running,
     /// first waits until one ends. `blocking` waits for all of them.
     public func collectChildren(blocking: Bool = false) {
-        while workers.withLock({ $0.children.count }) >= maxChildren {
-            var status: Int32 = 0
-            let pid = waitpid(-1, &status, 0)
-            if pid > 0 {
-                workers.update { _ = $0.children.remove(pid) }
-            } else if Sys.errno == ECHILD {
-                workers.update { $0.children.removeAll() }
-            } else if Sys.errno != EINTR {
-                break
-            }
-        }
-        for pid in workers.withLock({ $0.children }) {
-            var status: Int32 = 0
-            var r: pid_t
-            repeat { r = waitpid(pid, &status, blocking ? 0 : WNOHANG) } while r < 0 && Sys.errno == EINTR
-            if r == pid || (r < 0 && Sys.errno == ECHILD) {
-                workers.update { _ = $0.children.remove(pid) }
-            }
-        }
-    }
-
-    /// Reaps children until none is left or the deadline passes; returns
-    /// whether none is left.
-    private func reapChildren(until deadline: UInt64) -> Bool {
-        while true {
-            collectChildren()
-            if workers.withLock({ $0.children.isEmpty }) { return true }
-            if Sys.monotonicNanos() >= deadline { return false }
-            Sys.sleep(nanos: 5_000_000)
-        }
-    }
-}
-
-/// Python's `with server:` block: ``closing(_:)`` closes the server however
-/// the block ends.
-public protocol ServerClosing: AnyObject {
-    func serverClose()
-}
-
-extension ServerClosing {
-    /// Runs `body` with the server, then closes it, whether `body` returns
-    /// or throws (Python's `with server: ...`).
-    ///
-    /// ```swift
-    /// try ThreadingTCPServer(("127.0.0.1", 0), Echo.self).closing { server in
-    ///     try server.serveForever()
-    /// }
-    /// ```
-    public func closing<R>(_ body: (Self) throws -> R) rethrows -> R {
-        defer { serverClose() }
-        return try body(self)
+        (dispatch as? ForkDispatch)?.collect(self, blocking: blocking)
     }
 }
 
@@ -631,54 +441,4 @@ extension ServerClosing {
 func describePeer(_ address: SocketAddress) -> String {
     if address.family == .unix && (address.path ?? "").isEmpty { return "unix peer" }
     return address.description
-}
-
-/// The part of a server that other threads may hold: its serving loop's
-/// state. `shutdown()` from any thread, a signal watcher, or a test.
-public final class ServerControl: Sendable {
-    struct Lifecycle: Sendable {
-        var serving = false
-        var servingThread: pthread_t?
-        var shutdownRequested = false
-        var closed = false
-        var failed = false
-        /// For ``BaseServer/closeGracefully(timeout:)``: how long
-        /// ``BaseServer/serverClose()`` may still wait for handlers
-        /// (monotonic nanoseconds).
-        var workerDeadline: UInt64?
-        /// The thread running ``BaseServer/closeGracefully(timeout:)``.
-        var gracefulThread: pthread_t?
-        var gracefulDone = false
-    }
-
-    let lifecycle = Locked(Lifecycle())
-    let shutdownFlag = Atomic<Bool>(false)
-    let wakeup: Wakeup
-
-    init() throws { wakeup = try Wakeup() }
-
-    /// Whether ``BaseServer/serveForever(pollInterval:)`` is running.
-    public var isServing: Bool { lifecycle.withLock { $0.serving } }
-
-    /// Stops ``BaseServer/serveForever(pollInterval:)`` and returns once it
-    /// has stopped; see ``BaseServer/shutdown()``.
-    public func shutdown() {
-        let mustWait: Bool = lifecycle.update { s in
-            s.shutdownRequested = true
-            guard s.serving else { return false }
-            shutdownFlag.store(true, ordering: .releasing)
-            if let t = s.servingThread, pthread_equal(t, pthread_self()) != 0 { return false }
-            return true
-        }
-        wakeup.signal()
-        if mustWait { lifecycle.wait(deadline: nil) { !$0.serving } }
-    }
-}
-
-/// Carries a server to the thread that serves one of its requests. The
-/// server's own state is guarded (see ``BaseServer``); handing it to
-/// handler threads is the contract of the threading mix-in, as in Python.
-struct ThreadHop<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }

@@ -28,6 +28,17 @@ public final class ConnectionContext {
     /// replaces ``stream`` takes those bytes first (``SocketReader/takeBuffered()``)
     /// and sets this to nil.
     public var reader: SocketReader?
+    /// The connection's id in the server's events (0 outside a server).
+    public internal(set) var id: UInt64 = 0
+    /// Facts a stage adds to the connection's `connection.closed` log
+    /// record (`tls=TLSv1.3`).
+    public var logFields: [LogField] = []
+    /// Bytes the handler received and sent (set when it ends).
+    var bytesIn: UInt64 = 0
+    var bytesOut: UInt64 = 0
+    /// The per-client slot the connection holds (changed when a PROXY
+    /// header names the client).
+    var clientKey: ClientKey?
     private var values: [ObjectIdentifier: Any] = [:]
 
     /// A context for `socket`, accepted from `peerAddress`.
@@ -73,4 +84,36 @@ public protocol ConnectionContextKey {
 public protocol ConnectionStage: Sendable {
     /// Prepares `connection` for its handler.
     func prepare(_ connection: ConnectionContext, server: BaseServer) throws
+}
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Musl)
+@preconcurrency import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The context of the request the calling thread is serving: set by the
+/// server around ``BaseServer/finishRequest(_:clientAddress:)``, so that the
+/// Python-shaped hook needs no extra parameter.
+enum CurrentConnection {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    static var context: ConnectionContext? {
+        guard let p = pthread_getspecific(key) else { return nil }
+        return Unmanaged<ConnectionContext>.fromOpaque(p).takeUnretainedValue()
+    }
+
+    /// Runs `body` with `context` as the thread's current one; `context`
+    /// is kept alive by the caller for the call.
+    static func with<R>(_ context: ConnectionContext, _ body: () throws -> R) rethrows -> R {
+        pthread_setspecific(key, Unmanaged.passUnretained(context).toOpaque())
+        defer { pthread_setspecific(key, nil) }
+        return try body()
+    }
 }

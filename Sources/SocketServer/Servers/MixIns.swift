@@ -4,12 +4,20 @@ public enum ThreadPerRequest {}
 public enum ProcessPerRequest {}
 
 /// What the concurrency mix-ins have in common. A server adopts at most
-/// one: each fixes `ConcurrencyModel` to its own tag type, so a class that
-/// adopts both does not compile ("type 'S' does not conform to protocol
-/// 'ConcurrencyMixIn'": no type can be both tags). `Tests/compile-fail`
-/// checks it.
+/// one: each fixes ``ConcurrencyModel`` to its own tag type, so a class that
+/// adopts both does not compile, as no type can be both tags.
+///
+/// Swift has no way to attach a message of our own to that refusal. The
+/// compiler says "type 'S' does not conform to protocol 'ConcurrencyMixIn'",
+/// offers to "add stubs for conformance" (do not: a stub cannot satisfy
+/// both), and points at the line of ``ConcurrencyModel`` below, whose
+/// comment it shows, and which says what to do: keep one mix-in. A
+/// `typealias ConcurrencyModel` in the class does not help either; the
+/// compiler then says the two tag types would have to be equivalent.
+/// `Tests/compile-fail` checks all of it.
 public protocol ConcurrencyMixIn: BaseServer {
-    associatedtype ConcurrencyModel
+    /// ``ThreadPerRequest`` or ``ProcessPerRequest``: which mix-in this is.
+    associatedtype ConcurrencyModel // Both ThreadingMixIn and ForkingMixIn adopted? Keep one: no stub can satisfy both.
 }
 
 /// Handle each request in a new thread (Python's `ThreadingMixIn`):

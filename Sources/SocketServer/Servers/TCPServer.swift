@@ -20,14 +20,8 @@ open class TCPServer: BaseServer {
 
     /// A server bound to `serverAddress`, listening unless `bindAndActivate` is false.
     public init(_ serverAddress: SocketAddress, _ handler: BaseRequestHandler.Type, bindAndActivate: Bool = true) throws {
+        try Self.checkHandler(handler)
         let type = Self.socketType
-        let isDatagramHandler = handler is DatagramRequestHandler.Type
-        if type == .stream && isDatagramHandler {
-            throw SocketError.invalidArgument("\(handler) is a datagram handler; \(Self.self) serves streams")
-        }
-        if type == .datagram && handler is StreamRequestHandler.Type {
-            throw SocketError.invalidArgument("\(handler) is a stream handler; \(Self.self) serves datagrams")
-        }
         let socket = try Socket(family: serverAddress.family, type: type)
         self.socket = socket
         do {
@@ -44,6 +38,37 @@ open class TCPServer: BaseServer {
                 serverClose()
                 throw error
             }
+        }
+    }
+
+    /// A server on a socket that is already bound: one a service manager
+    /// passed (``Socket/listenFDs(unsetEnvironment:environment:firstFD:)``)
+    /// or an old process handed over (``ListenerHandoff``). It is not bound
+    /// again; a stream socket that is not listening yet is made to listen.
+    /// ``BaseServer/serverAddress`` is its address (`getsockname`). The
+    /// server owns the socket and closes it; a Unix server never removes
+    /// the socket file of a socket it adopted (its creator owns the file).
+    public init(socket: Socket, _ handler: BaseRequestHandler.Type) throws {
+        try Self.checkHandler(handler)
+        guard socket.type == Self.socketType else {
+            throw SocketError.invalidArgument("\(Self.self) serves \(Self.socketType) sockets, not \(socket.type)")
+        }
+        if Self.adoptsUnixOnly && socket.family != .unix {
+            throw SocketError.invalidArgument("\(Self.self) serves Unix sockets, not \(socket.family)")
+        }
+        self.socket = socket
+        try super.init(serverAddress: try socket.localAddress(), handler: handler)
+        if socket.type == .stream, try !socket.getOption(.acceptConnections) { try serverActivate() }
+    }
+
+    class var adoptsUnixOnly: Bool { false }
+
+    private static func checkHandler(_ handler: BaseRequestHandler.Type) throws {
+        if socketType == .stream && handler is DatagramRequestHandler.Type {
+            throw SocketError.invalidArgument("\(handler) is a datagram handler; \(Self.self) serves streams")
+        }
+        if socketType == .datagram && handler is StreamRequestHandler.Type {
+            throw SocketError.invalidArgument("\(handler) is a stream handler; \(Self.self) serves datagrams")
         }
     }
 
@@ -67,6 +92,7 @@ open class TCPServer: BaseServer {
     /// The socket type (Python's `socket_type`).
     public var socketType: SocketType { socket.type }
 
+    /// The listening socket's descriptor (Python's `fileno()`), for `poll`.
     open override var fileno: Int32 { socket.fileno }
 
     /// Sets the reuse options, binds, and records the real address.

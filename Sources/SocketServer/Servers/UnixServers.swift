@@ -22,6 +22,12 @@ open class UnixStreamServer: TCPServer {
         try self.init(SocketAddress(unixPath: path), handler, bindAndActivate: bindAndActivate)
     }
 
+    override class var adoptsUnixOnly: Bool { true }
+
+    /// Removes a stale socket file left at the path by a server that is
+    /// gone (never a live one's, nor a file that is not a socket), binds,
+    /// and remembers the file it created so ``BaseServer/serverClose()``
+    /// removes it.
     open override func serverBind() throws {
         try socketFile.removeIfStale(serverAddress, type: socket.type)
         try super.serverBind()
@@ -50,6 +56,12 @@ open class UnixDatagramServer: UDPServer {
         try self.init(SocketAddress(unixPath: path), handler, bindAndActivate: bindAndActivate)
     }
 
+    override class var adoptsUnixOnly: Bool { true }
+
+    /// Removes a stale socket file left at the path by a server that is
+    /// gone (never a live one's, nor a file that is not a socket), binds,
+    /// and remembers the file it created so ``BaseServer/serverClose()``
+    /// removes it.
     open override func serverBind() throws {
         try socketFile.removeIfStale(serverAddress, type: socket.type)
         try super.serverBind()
@@ -87,6 +99,12 @@ final class UnixSocketFile: Sendable {
         guard let path = address.path, !path.isEmpty, !path.hasPrefix("\0") else { return }
         guard let file = Sys.fileIdentity(path) else { return }
         identity.withLock { $0 = Identity(path: path, device: file.device, inode: file.inode) }
+    }
+
+    /// Forgets the file: it is not removed (its socket was handed to
+    /// another process, which serves on it now).
+    func forget() {
+        identity.withLock { $0 = nil }
     }
 
     /// Removes the recorded file if it is still the same one. Once.

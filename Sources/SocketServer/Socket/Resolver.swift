@@ -5,13 +5,18 @@
 /// One result of ``Resolver/addressInfo(host:port:family:type:proto:flags:)``
 /// (one tuple of Python's `getaddrinfo`).
 public struct AddressInfo: Sendable, Hashable, CustomStringConvertible {
+    /// The address family (`.inet`, `.inet6`).
     public var family: AddressFamily
+    /// The socket type the address is for (`.stream`, `.datagram`).
     public var type: SocketType
+    /// The protocol number (`IPPROTO_TCP`, `IPPROTO_UDP`), for ``Socket/init(family:type:proto:)``.
     public var proto: Int32
     /// Set for the first result when `AI_CANONNAME` was asked for.
     public var canonicalName: String?
+    /// The address to bind or connect to.
     public var address: SocketAddress
 
+    /// The fields on one line: `inet stream proto=6 127.0.0.1:80`.
     public var description: String { "\(family) \(type) proto=\(proto) \(address)" }
 }
 

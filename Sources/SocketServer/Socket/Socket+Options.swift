@@ -8,7 +8,9 @@
 /// integer forms for any other.
 public struct SocketOption<Value>: Sendable {
     enum Kind: Sendable { case bool, int, timeval, type }
+    /// The option's level, as `setsockopt(2)` takes it (`SOL_SOCKET`, `IPPROTO_TCP`).
     public let level: Int32
+    /// The option's name, as `setsockopt(2)` takes it (`SO_REUSEADDR`, `TCP_NODELAY`).
     public let name: Int32
     let kind: Kind
 

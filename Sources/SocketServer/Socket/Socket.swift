@@ -560,6 +560,8 @@ public final class Socket: Sendable, CustomStringConvertible {
         do { try Sys.shutdown(fd, h) } catch { throw SocketError(error, operation: "shutdown") }
     }
 
+    /// Python's `repr`: `<Socket fd=5 family=AF_INET type=SOCK_STREAM proto=6
+    /// laddr=127.0.0.1:8000 raddr=127.0.0.1:50124>` (the addresses while open).
     public var description: String {
         let fd = fileno
         var s = "<Socket fd=\(fd) family=\(family) type=\(type) proto=\(proto)"

@@ -4,7 +4,9 @@
 
 /// An address family (Python's `AF_*`).
 public struct AddressFamily: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The `AF_*` number.
     public let rawValue: Int32
+    /// The family with this `AF_*` number.
     public init(rawValue: Int32) { self.rawValue = rawValue }
     /// IPv4 (`AF_INET`).
     public static let inet = AddressFamily(rawValue: AF_INET)
@@ -15,6 +17,7 @@ public struct AddressFamily: RawRepresentable, Hashable, Sendable, CustomStringC
     /// Any family (`AF_UNSPEC`), for address look-ups.
     public static let unspecified = AddressFamily(rawValue: AF_UNSPEC)
 
+    /// The C name: `AF_INET`, `AF_INET6`, `AF_UNIX`, `AF_UNSPEC` (`AF_<number>` for others).
     public var description: String {
         switch self {
         case .inet: return "AF_INET"
@@ -28,7 +31,9 @@ public struct AddressFamily: RawRepresentable, Hashable, Sendable, CustomStringC
 
 /// A socket type (Python's `SOCK_*`).
 public struct SocketType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    /// The `SOCK_*` number.
     public let rawValue: Int32
+    /// The type with this `SOCK_*` number.
     public init(rawValue: Int32) { self.rawValue = rawValue }
     /// A reliable byte stream (`SOCK_STREAM`): TCP, Unix stream.
     public static let stream = SocketType(rawValue: Sys.sockStream)
@@ -39,6 +44,7 @@ public struct SocketType: RawRepresentable, Hashable, Sendable, CustomStringConv
     /// Raw packets (`SOCK_RAW`); needs privileges.
     public static let raw = SocketType(rawValue: Sys.sockRaw)
 
+    /// The C name: `SOCK_STREAM`, `SOCK_DGRAM`, ... (`SOCK_<number>` for others).
     public var description: String {
         switch self {
         case .stream: return "SOCK_STREAM"
@@ -200,6 +206,8 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// As Python prints addresses, and as the servers log them: `127.0.0.1:80`,
+    /// `[::1]:80`, a Unix path as it is, an abstract one as `@name`.
     public var description: String {
         switch storage {
         case .v4: return "\(host!):\(port!)"
@@ -210,6 +218,8 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Whether two addresses are the same: family, address and port (for
+    /// IPv6 also flow information and scope), or the same Unix path.
     public static func == (a: SocketAddress, b: SocketAddress) -> Bool {
         switch (a.storage, b.storage) {
         case (.v4(let x), .v4(let y)):
@@ -225,6 +235,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Hashes what ``==(_:_:)`` compares.
     public func hash(into hasher: inout Hasher) {
         switch storage {
         case .v4(let x):

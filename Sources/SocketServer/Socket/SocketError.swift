@@ -148,6 +148,8 @@ public struct SocketError: Error, Sendable, Equatable, CustomStringConvertible, 
             || e == .notConnected || e == .timedOut || e == Errno(ESHUTDOWN)
     }
 
+    /// What failed, where and why: `connect to 127.0.0.1:9: Connection
+    /// refused (ECONNREFUSED)`, `recv from 127.0.0.1:50124: timed out`.
     public var description: String {
         let at = address.map { " \($0)" } ?? ""
         switch kind {

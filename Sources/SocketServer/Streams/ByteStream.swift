@@ -27,6 +27,17 @@ public protocol ByteStream: AnyObject, Sendable {
 
     /// Sends every byte, under one deadline for the whole call.
     func sendAll(_ bytes: UnsafeRawBufferPointer, deadline: inout UInt64) throws
+
+    /// Ends the stream's own protocol politely, leaving the socket open: a
+    /// TLS session sends its close_notify. The server calls it once the
+    /// handler is done, before it shuts the connection down. A plain socket
+    /// does nothing (the default).
+    func finishStream()
+}
+
+extension ByteStream {
+    /// Nothing to end: the default.
+    public func finishStream() {}
 }
 
 extension Socket: ByteStream {

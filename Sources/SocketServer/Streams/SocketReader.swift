@@ -7,10 +7,15 @@ public enum StreamError: Error, Sendable, Equatable, CustomStringConvertible {
     /// ``SocketReader/readLine(maxLength:)`` found no line end within
     /// `maxLength` bytes. The bytes stay unread.
     case lineTooLong(maxLength: Int)
+    /// ``SocketReader/readExactly(_:)`` met the end of the stream after
+    /// `got` of the `expected` bytes.
+    case unexpectedEOF(expected: Int, got: Int)
 
+    /// `line too long (over 65536 bytes)`, `unexpected end of stream (3 of 8 bytes)`.
     public var description: String {
         switch self {
         case .lineTooLong(let n): return "line too long (over \(n) bytes)"
+        case .unexpectedEOF(let expected, let got): return "unexpected end of stream (\(got) of \(expected) bytes)"
         }
     }
 }
@@ -121,6 +126,9 @@ public final class SocketReader {
         storage?.deallocate()
     }
 
+    /// How many bytes this reader has received from its stream so far.
+    public internal(set) var receivedCount: UInt64 = 0
+
     /// How many bytes are buffered and not yet read.
     public var bufferedCount: Int { end - start }
 
@@ -165,13 +173,16 @@ public final class SocketReader {
     }
 
     /// Reads one line as text: without its LF (and a CR right before it),
-    /// invalid UTF-8 replaced by U+FFFD; `nil` at end of file.
+    /// invalid UTF-8 replaced by U+FFFD; `nil` at end of file. A CR with no
+    /// LF after it (the last bytes before end of file) is text, and stays.
     public func readTextLine(maxLength: Int = SocketReader.defaultMaxLineLength) throws -> String? {
         guard let range = try nextLine(maxLength: maxLength) else { return nil }
         var count = range.count
         let base = storage! + range.lowerBound
-        if count > 0 && base.load(fromByteOffset: count - 1, as: UInt8.self) == 0x0A { count -= 1 }
-        if count > 0 && base.load(fromByteOffset: count - 1, as: UInt8.self) == 0x0D { count -= 1 }
+        if count > 0 && base.load(fromByteOffset: count - 1, as: UInt8.self) == 0x0A {
+            count -= 1
+            if count > 0 && base.load(fromByteOffset: count - 1, as: UInt8.self) == 0x0D { count -= 1 }
+        }
         return String(decoding: UnsafeRawBufferPointer(start: base, count: count), as: UTF8.self)
     }
 
@@ -224,7 +235,9 @@ public final class SocketReader {
 
     // MARK: - Bytes
 
-    /// Reads `count` bytes, fewer only at end of file (Python's `read(n)`).
+    /// Reads `count` bytes, fewer only at end of file (Python's `read(n)`):
+    /// a short result means the peer closed. For a frame that must be
+    /// complete, ``readExactly(_:)`` throws instead.
     public func read(_ count: Int) throws -> [UInt8] {
         callDeadline = 0
         callReceived = false
@@ -262,6 +275,25 @@ public final class SocketReader {
             throw error
         }
         return result
+    }
+
+    /// Reads exactly `count` bytes, for length-prefixed frames: where
+    /// ``read(_:)`` returns fewer at end of file, this throws
+    /// ``StreamError/unexpectedEOF(expected:got:)``. The bytes that did
+    /// come stay unread (``readAll()`` still returns them).
+    ///
+    /// ```swift
+    /// let header = try rfile.readExactly(4)
+    /// let length = header.reduce(0) { $0 << 8 | Int($1) }
+    /// let body = try rfile.readExactly(length)
+    /// ```
+    public func readExactly(_ count: Int) throws -> [UInt8] {
+        let bytes = try read(count)
+        if bytes.count < count {
+            unread(bytes)
+            throw StreamError.unexpectedEOF(expected: count, got: bytes.count)
+        }
+        return bytes
     }
 
     /// Reads everything up to end of file (Python's `read()`). Unbounded:
@@ -414,6 +446,12 @@ public final class SocketReader {
     /// sent before we would block: first a non-blocking try, so input that
     /// is already there keeps the replies batched.
     private func receive(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try receiveOnce(into: buffer)
+        receivedCount &+= UInt64(n)
+        return n
+    }
+
+    private func receiveOnce(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         if let socket = direct {
             if let writer = pairedWriter, writer.pendingCount > 0 {
                 if let n = try socket.receiveNow(into: buffer) { return n }

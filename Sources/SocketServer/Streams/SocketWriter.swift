@@ -70,6 +70,9 @@ public final class SocketWriter {
 
     deinit { storage?.deallocate() }
 
+    /// How many bytes this writer has sent to its stream so far.
+    public private(set) var sentCount: UInt64 = 0
+
     /// How many bytes are written but not yet sent.
     public var pendingCount: Int { stream == nil ? 0 : count }
 
@@ -163,6 +166,7 @@ public final class SocketWriter {
             } else {
                 try stream!.sendAll(bytes, deadline: &deadline)
             }
+            sentCount &+= UInt64(bytes.count)
         } catch {
             // A full buffer of a non-blocking socket breaks nothing.
             if (error as? SocketError)?.errno != .wouldBlock { stickyError = error }

@@ -1,0 +1,114 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import SocketServer
+import Synchronization
+import Testing
+
+/// Polls `condition` from async code without holding a pool thread: a
+/// bounded wait (the pool has as many threads as cores, and the task under
+/// test needs one to start).
+func eventuallyAsync(_ seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
+    let deadline = Sys.monotonicNanos() + UInt64(seconds * 1e9)
+    while Sys.monotonicNanos() < deadline {
+        if condition() { return true }
+        try? await Task.sleep(nanoseconds: 2_000_000)  // deadline: a poll step
+    }
+    return condition()
+}
+
+@Suite struct ServingLifecycleTests {
+    @Test func closeWithAnIdleClientEndsAtTheBound() throws {
+        final class Short: ThreadingTCPServer {
+            override var closeTimeout: Double? { 0.3 }
+        }
+        let server = try Short(("127.0.0.1", 0), EchoStreamHandler.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        let idle = try client(server.serverAddress)
+        #expect(try roundTrip(idle, idle.makeReader(), "hi\n") == "hi\n")
+        server.shutdown()
+        server.serverClose()  // returns: the idle connection is cut at the bound
+        #expect(server.activeThreadCount == 0)
+        #expect(try idle.makeReader().readLine() == nil)
+        #expect(server.stats.active == 0)
+    }
+
+    @Test func stateGoesStartingServingStopped() throws {
+        let server = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        #expect(server.control.state == .starting)
+        try server.serveInBackground(pollInterval: 0.05)
+        #expect(server.control.state == .serving)
+        server.shutdown()
+        #expect(server.control.state == .stopped)
+        server.serverClose()
+        #expect(server.control.state == .stopped)
+    }
+
+    @Test func drainKeepsServingThenCloses() throws {
+        let server = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        let inFlight = try client(server.serverAddress)
+        let reader = inFlight.makeReader()
+        #expect(try roundTrip(inFlight, reader, "1\n") == "1\n")
+        let control = server.control
+        let hop = ThreadHop(server)
+        let drained = Locked(false)
+        try Threads.spawn(stackSize: 256 * 1024) {
+            hop.value.drain(delay: 0.3, grace: 5)
+            drained.update { $0 = true }
+        }
+        #expect(eventually { control.state == .draining })
+        // During the delay the server still accepts and serves.
+        let late = try client(server.serverAddress)
+        #expect(try roundTrip(late, late.makeReader(), "late\n") == "late\n")
+        late.close()
+        // The in-flight connection keeps working through the grace period.
+        #expect(try roundTrip(inFlight, reader, "2\n") == "2\n")
+        inFlight.close()
+        #expect(drained.wait(timeout: 10) { $0 })
+        #expect(control.state == .stopped)
+        #expect(throws: (any Error).self) { _ = try Socket.createConnection(to: server.serverAddress, timeout: 2) }
+    }
+
+    @Test func asyncRunReturnsAfterShutdown() async throws {
+        let server = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        let control = server.control
+        let address = server.serverAddress
+        let task = Task { try await control.run(pollInterval: 0.05) }
+        #expect(await eventuallyAsync { control.isServing })
+        let c = try client(address)
+        #expect(try roundTrip(c, c.makeReader(), "async\n") == "async\n")
+        c.close()
+        control.shutdown()
+        try await task.value
+        server.serverClose()
+    }
+
+    @Test func cancellingRunStopsAndCutsConnections() async throws {
+        let server = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        let control = server.control
+        let address = server.serverAddress
+        let task = Task { try await control.run(pollInterval: 0.05) }
+        #expect(await eventuallyAsync { control.isServing })
+        let c = try client(address)
+        let reader = c.makeReader()
+        #expect(try roundTrip(c, reader, "x\n") == "x\n")
+        task.cancel()
+        await #expect(throws: CancellationError.self) { try await task.value }
+        #expect(try reader.readLine() == nil)  // cut
+        #expect(control.state == .stopped)
+        withExtendedLifetime(server) {}
+    }
+
+    @Test func asyncDrainWaitsForTheInFlightRequest() async throws {
+        let server = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        let c = try client(server.serverAddress)
+        #expect(try roundTrip(c, c.makeReader(), "x\n") == "x\n")
+        let closer = ThreadHop(c)
+        try Threads.spawn(stackSize: 256 * 1024) { closer.value.close() }
+        await server.control.drain(timeout: 10)
+        #expect(server.control.state == .stopped)
+        #expect(server.stats.completed == 1)
+    }
+}

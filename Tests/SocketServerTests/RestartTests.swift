@@ -1,0 +1,120 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+@testable import SocketServer
+import Synchronization
+import Testing
+
+/// Counters shared by the load threads.
+private final class Load: Sendable {
+    let done = Atomic<Int>(0)
+    let failures = Locked<[String]>([])
+}
+
+/// `count` echo exchanges, each on a new connection, with a payload that
+/// names the thread and the exchange; failures are recorded, not thrown.
+private func exchanges(_ address: SocketAddress, thread: Int, count: Int, load: Load) {
+    for i in 0..<count {
+        let payload = "thread \(thread) exchange \(i) " + String(repeating: "x", count: 64 + (i % 64)) + "\n"
+        do {
+            let c = try Socket.createConnection(to: address, timeout: 10)
+            defer { c.close() }
+            let r = c.makeReader()
+            try c.sendAll(Array(payload.utf8))
+            let line = try r.readLine()
+            if line != Array(payload.utf8) {
+                load.failures.withLock { $0.append("\(thread)/\(i): echoed \(line.map { $0.count } ?? -1) bytes") }
+            }
+        } catch {
+            load.failures.withLock { $0.append("\(thread)/\(i): \(error)") }
+        }
+        load.done.add(1, ordering: .relaxed)
+    }
+}
+
+@Suite("A restart under load refuses nothing", .serialized)
+struct RestartTests {
+    private static let binDirectory: String = {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let path = String(decoding: buffer[..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
+    }()
+
+    /// Two processes: the old one started by systemd-socket-activate, the
+    /// new one taking its listener by ``ListenerHandoff`` half-way through
+    /// 2,000 exchanges from 4 client threads; the old one then stops
+    /// accepting, finishes what it has and exits.
+    @Test(.enabled(if: haveProgram("systemd-socket-activate")))
+    func listenerHandedFromOneProcessToAnother() throws {
+        let dir = try SockKit.TempDir()
+        let handoff = dir.file("handoff.sock")
+        let echo = Self.binDirectory + "/activation-echo"
+        var old: ChildProcess?
+        var address: SocketAddress?
+        for _ in 0..<3 {  // the free port may be taken before the activator binds it: try another
+            let port = try freePort()
+            let candidate = try SocketAddress(ipv4: "127.0.0.1", port: port)
+            let child = try ChildProcess([programPath("systemd-socket-activate")!, "-l", "127.0.0.1:\(port)", echo, "--offer-at", handoff],
+                                         outputPath: dir.file("old.log"))
+            if let c = try? connectWhenUp(candidate), (try? roundTrip(c, c.makeReader(), "up?\n")) == "up?\n" {
+                c.close()
+                old = child
+                address = candidate
+                break
+            }
+            child.stop()
+        }
+        guard let old, let address else { Issue.record("the old server did not come up"); return }
+        defer { old.stop() }
+
+        let load = Load()
+        let threads = 4, perThread = 500
+        let clients = try (0..<threads).map { t in try SockKitThread<Int> { exchanges(address, thread: t, count: perThread, load: load); return t } }
+        #expect(SockKit.eventually(30) { load.done.load(ordering: .relaxed) >= 600 })
+        let new = try ChildProcess([echo, "--take-from", handoff], outputPath: dir.file("new.log"))
+        defer { new.stop() }
+        // The old process hands over, drains and exits on its own.
+        #expect(SockKit.eventually(30) { !old.isRunning }, "old: \(old.output)")
+        let doneAtHandover = load.done.load(ordering: .relaxed)
+        for c in clients { _ = try c.join(timeout: 120) }
+        #expect(load.done.load(ordering: .relaxed) == threads * perThread)
+        let failures = load.failures.withLock { $0 }
+        #expect(failures.isEmpty, "\(failures.count) failed, first: \(failures.prefix(5)); old: \(old.output) new: \(new.output)")
+        #expect(old.output.contains("handed over"), "\(old.output)")
+        #expect(new.isRunning && new.output.contains("serving 127.0.0.1:\(address.port!)"), "\(new.output)")
+        #expect(doneAtHandover < threads * perThread, "the handover happened under load")
+        // The new process alone serves now.
+        let c = try client(address)
+        #expect(try roundTrip(c, c.makeReader(), "after\n") == "after\n")
+        c.close()
+    }
+
+    /// The same in one process (two server objects, the descriptor passed
+    /// over a Unix socket all the same): cheaper, and it runs under TSan.
+    @Test func listenerHandedFromOneServerToAnotherInProcess() throws {
+        let dir = try SockKit.TempDir()
+        let handoff = dir.file("handoff.sock")
+        let old = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        let address = old.serverAddress
+        old.timeout = 0.05
+        let load = Load()
+        let clients = try (0..<4).map { t in try SockKitThread<Int> { exchanges(address, thread: t, count: 500, load: load); return t } }
+        // The old server's loop runs on this thread (handleRequest, so a
+        // connection it accepted is always served) until enough exchanges ran.
+        while load.done.load(ordering: .relaxed) < 600 { try old.handleRequest() }
+        let taking = try SockKitThread<[Socket]> { try ListenerHandoff.take(from: handoff, timeout: 10) }
+        // Keep serving while the taker connects (offer blocks): requests queue in the backlog meanwhile.
+        try ListenerHandoff.offer(old, at: handoff, timeout: 10)
+        let new = try ThreadingTCPServer(socket: try taking.join()[0], EchoStreamHandler.self)
+        try new.serveInBackground(pollInterval: 0.05)
+        defer { new.shutdown(); new.serverClose() }
+        // The old server accepts no more (its loop, this thread, stopped)
+        // and finishes what it has.
+        old.serverClose()
+        for c in clients { _ = try c.join(timeout: 120) }
+        #expect(load.done.load(ordering: .relaxed) == 2000)
+        let failures = load.failures.withLock { $0 }
+        #expect(failures.isEmpty, "\(failures.count) failed, first: \(failures.prefix(5))")
+    }
+}
