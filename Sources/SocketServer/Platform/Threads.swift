@@ -18,8 +18,8 @@ public enum Threads {
     ///
     /// There is no `join`: to wait for the thread, let it report through a
     /// ``Locked`` value and ``Locked/wait(timeout:until:)`` on it. Throws
-    /// the `pthread_create` error as a ``SocketError`` (``Errno/tryAgain``
-    /// when the system is out of threads). The thread is not one of Swift
+    /// ``ServerError/threadStart(_:operation:)`` with the `pthread_create`
+    /// error (``Errno/wouldBlock`` when the system is out of threads). The thread is not one of Swift
     /// concurrency's pool, so it may block as long as it likes.
     public static func start(stackSize: Int = 512 * 1024, _ body: @escaping @Sendable () -> Void) throws {
         try spawn(stackSize: stackSize, body)
