@@ -16,6 +16,10 @@ int csocketserver_gettid(void) {
     return (int)syscall(SYS_gettid);
 }
 
+int csocketserver_pipe2(int fds[2], int flags) {
+    return pipe2(fds, flags);
+}
+
 int csocketserver_eventfd(void) {
     return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }

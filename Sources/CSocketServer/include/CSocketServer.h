@@ -12,6 +12,8 @@ int csocketserver_accept4(int fd, struct sockaddr *addr, socklen_t *len, int fla
 int csocketserver_gettid(void);
 /// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
 int csocketserver_eventfd(void);
+/// pipe2(2): a pipe with `flags` (O_CLOEXEC) on both ends.
+int csocketserver_pipe2(int fds[2], int flags);
 /// sendfile(2): out_fd, in_fd, offset in/out, count.
 long csocketserver_sendfile(int out_fd, int in_fd, long long *offset, unsigned long count);
 #endif

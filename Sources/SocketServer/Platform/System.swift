@@ -1,105 +1,163 @@
-// The one home of the libc calls the library makes, and of the Glibc/Darwin
-// differences between them. Everything above this file speaks Swift types.
+// The platform seam: every libc call the library makes is made in
+// Platform/, through the one loop below (`Sys.io`). Above this layer the
+// library speaks Swift types; Platform throws `Errno`, and the Socket layer
+// wraps it into `SocketError`.
+//
+// Linux with Glibc only: the Musl and Darwin paths were never built, so
+// they are not claimed.
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
-internal import CSocketServer
-#elseif canImport(Musl)
-internal import CSocketServer
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #else
-#error("SocketServer supports Linux (Glibc, Musl) and Darwin")
+#error("SocketServer builds on Linux (Glibc) only")
 #endif
 
+/// What a system call that may wait came to: its value, or one of the two
+/// outcomes a caller decides about itself (not errors to unpick).
+enum SysOutcome<Value> {
+    case done(Value)
+    /// EAGAIN/EWOULDBLOCK: a non-blocking descriptor has nothing now, or a
+    /// blocking one ran out of its kernel time-out (SO_RCVTIMEO/SO_SNDTIMEO).
+    case wouldBlock
+    /// The deadline passed while the call was being retried after EINTR.
+    case timedOut
+}
+
+/// A deadline on the monotonic clock that may start late: an operation
+/// whose first call needs no clock (the kernel keeps the time) starts it
+/// only when it must wait again, after an EINTR or a second call.
+struct Deadline {
+    /// When it passes, in monotonic nanoseconds; 0 until started.
+    var instant: UInt64
+    /// How long it runs once started; 0 when the deadline is not limited
+    /// by a span (either `instant` is set, or there is no limit).
+    let span: UInt64
+
+    init(instant: UInt64 = 0, span: UInt64 = 0) {
+        self.instant = instant
+        self.span = span
+    }
+
+    /// No limit.
+    static var none: Deadline { Deadline() }
+
+    /// A deadline `nanos` from now.
+    static func after(nanos: UInt64) -> Deadline { Deadline(instant: Sys.monotonicNanos() &+ nanos) }
+
+    /// Whether there is a limit at all.
+    var isLimited: Bool { instant != 0 || span != 0 }
+
+    /// Starts a late deadline now (nothing if running or unlimited).
+    mutating func start() {
+        if instant == 0 && span != 0 { instant = Sys.monotonicNanos() &+ span }
+    }
+
+    /// Milliseconds left for poll(2), rounded up so that a wait never ends
+    /// before the deadline: -1 for no limit (or not started), 0 once passed.
+    var millisLeft: Int32 {
+        guard instant != 0 else { return -1 }
+        return pollMillis(until: instant)
+    }
+
+    /// Whether it has started and passed.
+    var hasPassed: Bool { instant != 0 && Sys.monotonicNanos() >= instant }
+}
+
 enum Sys {
-    #if canImport(Darwin)
-    static let sockStream = SOCK_STREAM
-    static let sockDgram = SOCK_DGRAM
-    static let sockSeqpacket = SOCK_SEQPACKET
-    static let sockRaw = SOCK_RAW
-    /// Darwin has no MSG_NOSIGNAL; sockets get SO_NOSIGPIPE at creation instead.
-    static let noSignal: Int32 = 0
-    #else
     static let sockStream = Int32(SOCK_STREAM.rawValue)
     static let sockDgram = Int32(SOCK_DGRAM.rawValue)
     static let sockSeqpacket = Int32(SOCK_SEQPACKET.rawValue)
     static let sockRaw = Int32(SOCK_RAW.rawValue)
+    static let sockNonBlock = Int32(SOCK_NONBLOCK.rawValue)
+    static let sockCloexec = Int32(SOCK_CLOEXEC.rawValue)
     static let noSignal = Int32(MSG_NOSIGNAL)
-    #endif
 
-    static var errno: Int32 {
-        #if canImport(Glibc)
-        Glibc.errno
-        #elseif canImport(Musl)
-        Musl.errno
-        #else
-        Darwin.errno
-        #endif
-    }
+    /// The calling thread's `errno`.
+    static var errno: Int32 { Glibc.errno }
 
-    /// Creates a socket with close-on-exec set and, on Darwin, SO_NOSIGPIPE:
-    /// the one place SIGPIPE is dealt with for descriptors we create.
-    static func socket(_ family: Int32, _ type: Int32, _ proto: Int32) -> Int32 {
-        #if canImport(Darwin)
-        return prepared(Darwin.socket(family, type, proto))
-        #else
-        return Glibc.socket(family, type | Int32(SOCK_CLOEXEC.rawValue), proto)
-        #endif
-    }
+    // MARK: - The one loop
 
-    static func accept(_ fd: Int32, _ addr: UnsafeMutablePointer<sockaddr>, _ len: UnsafeMutablePointer<socklen_t>) -> Int32 {
-        #if canImport(Darwin)
-        return prepared(Darwin.accept(fd, addr, len))
-        #else
-        return csocketserver_accept4(fd, addr, len, Int32(SOCK_CLOEXEC.rawValue))
-        #endif
-    }
-
-    static func socketpair(_ family: Int32, _ type: Int32, _ proto: Int32, _ fds: UnsafeMutablePointer<Int32>) -> Int32 {
-        #if canImport(Darwin)
-        let r = Darwin.socketpair(family, type, proto, fds)
-        if r == 0 { _ = prepared(fds[0]); _ = prepared(fds[1]) }
-        return r
-        #else
-        return Glibc.socketpair(family, type | Int32(SOCK_CLOEXEC.rawValue), proto, fds)
-        #endif
-    }
-
-    #if canImport(Darwin)
-    /// Darwin has neither SOCK_CLOEXEC nor MSG_NOSIGNAL: a descriptor we make
-    /// gets FD_CLOEXEC and SO_NOSIGPIPE here, right after it is made.
-    private static func prepared(_ fd: Int32) -> Int32 {
-        if fd >= 0 {
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            var one: Int32 = 1
-            _ = setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+    /// Makes a system call: retries it on EINTR, reports EAGAIN as
+    /// ``SysOutcome/wouldBlock``, and throws any other failure as an
+    /// ``Errno`` naming `call`.
+    ///
+    /// `deadline`, when limited, is recomputed from the monotonic clock
+    /// after each EINTR (a late one starts then): once it has passed the
+    /// outcome is ``SysOutcome/timedOut``. With `fd`, the retry first waits
+    /// for `events` on it within what is left, so a call that the kernel
+    /// times (SO_RCVTIMEO restarts in full after a signal) cannot wait past
+    /// the deadline however often it is interrupted. With `passingTimeLeft`,
+    /// `body` gets the milliseconds left (-1: no limit), for calls that take
+    /// a time-out themselves (poll); otherwise -1, and no clock is read.
+    @inline(__always)
+    static func io<T: BinaryInteger>(_ call: StaticString, deadline: inout Deadline, waitingFor fd: Int32 = -1,
+                                     events: Int16 = 0, passingTimeLeft: Bool = false,
+                                     _ body: (Int32) -> T) throws(Errno) -> SysOutcome<T> {
+        while true {
+            let r = body(passingTimeLeft ? deadline.millisLeft : -1)
+            if r >= 0 { return .done(r) }
+            let e = Glibc.errno
+            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+            if e != EINTR { throw Errno(e, call: call) }
+            guard deadline.isLimited else { continue }
+            deadline.start()
+            if deadline.hasPassed { return .timedOut }
+            if fd >= 0 {
+                guard case .done = try poll(fd, events, deadline: &deadline) else { return .timedOut }
+            }
         }
-        return fd
-    }
-    #endif
-
-    /// `close(2)`, never retried: on Linux the descriptor is gone even when
-    /// close reports EINTR, and retrying could close a descriptor another
-    /// thread has just been given.
-    @discardableResult
-    static func close(_ fd: Int32) -> Int32 {
-        #if canImport(Glibc)
-        return Glibc.close(fd)
-        #elseif canImport(Musl)
-        return Musl.close(fd)
-        #else
-        return Darwin.close(fd)
-        #endif
     }
 
-    static func setNonBlocking(_ fd: Int32, _ on: Bool) -> Int32 {
-        let flags = fcntl(fd, F_GETFL)
-        if flags < 0 { return flags }
-        let wanted = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK
-        if wanted == flags { return 0 }
-        return fcntl(fd, F_SETFL, wanted)
+    /// A call with no deadline whose EAGAIN is an error like any other
+    /// (fork, pthread_create, fcntl...): its value, or the `Errno` thrown.
+    @inline(__always)
+    static func call<T: BinaryInteger>(_ call: StaticString, _ body: () -> T) throws(Errno) -> T {
+        var unlimited = Deadline.none
+        switch try io(call, deadline: &unlimited, { _ in body() }) {
+        case .done(let value): return value
+        case .wouldBlock, .timedOut: throw Errno(EAGAIN, call: call)
+        }
+    }
+
+    // MARK: - Waiting
+
+    /// Waits for `events` on `fd` until the deadline: the revents, or
+    /// `.timedOut`. A deadline not started yet is started now.
+    static func poll(_ fd: Int32, _ events: Int16, deadline: inout Deadline) throws(Errno) -> SysOutcome<Int16> {
+        var p = pollfd(fd: fd, events: events, revents: 0)
+        return try withUnsafeMutablePointer(to: &p) { (pointer) throws(Errno) -> SysOutcome<Int16> in
+            switch try poll(UnsafeMutableBufferPointer(start: pointer, count: 1), deadline: &deadline) {
+            case .done: return .done(pointer.pointee.revents)
+            case .wouldBlock, .timedOut: return .timedOut
+            }
+        }
+    }
+
+    /// poll(2) over several descriptors until the deadline: how many are
+    /// ready, or `.timedOut`. The time-out is recomputed after each EINTR.
+    static func poll(_ fds: UnsafeMutableBufferPointer<pollfd>, deadline: inout Deadline) throws(Errno) -> SysOutcome<Int32> {
+        deadline.start()
+        while true {
+            let outcome = try io("poll", deadline: &deadline, passingTimeLeft: true) { ms in
+                Glibc.poll(fds.baseAddress, nfds_t(fds.count), ms)
+            }
+            switch outcome {
+            case .done(let n) where n > 0: return .done(n)
+            case .done:
+                // poll's own time-out: over only if the deadline is.
+                if !deadline.isLimited || deadline.hasPassed { return .timedOut }
+            case .wouldBlock: continue  // poll does not say EAGAIN on Linux, but would be retried
+            case .timedOut: return .timedOut
+            }
+        }
+    }
+
+    /// Sleeps for the given number of nanoseconds (restarting after signals
+    /// with what is left).
+    static func sleep(nanos: UInt64) {
+        var req = timespec(tv_sec: Int(nanos / 1_000_000_000), tv_nsec: Int(nanos % 1_000_000_000))
+        var rem = timespec()
+        while nanosleep(&req, &rem) != 0 && Glibc.errno == EINTR { req = rem }
     }
 
     /// Monotonic time in nanoseconds.
@@ -109,33 +167,76 @@ enum Sys {
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
 
-    /// Waits for `events` on `fd` for at most `timeoutMillis` (-1: forever).
-    /// Returns the revents, or 0 on time-out; EINTR is reported as -1 with
-    /// errno set so the caller recomputes its deadline.
+    // MARK: - Descriptors
+
+    /// `close(2)`, never retried: on Linux the descriptor is gone even when
+    /// close reports EINTR, and retrying could close a descriptor another
+    /// thread has just been given.
+    static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    /// Whether `O_NONBLOCK` is set on `fd`.
+    static func isNonBlocking(_ fd: Int32) throws(Errno) -> Bool {
+        try call("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) } & O_NONBLOCK != 0
+    }
+
+    /// Sets or clears `O_NONBLOCK`.
+    static func setNonBlocking(_ fd: Int32, _ on: Bool) throws(Errno) {
+        let flags = try call("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) }
+        let wanted = on ? flags | O_NONBLOCK : flags & ~O_NONBLOCK
+        if wanted == flags { return }
+        _ = try call("fcntl(F_SETFL)") { fcntl(fd, F_SETFL, wanted) }
+    }
+
+    /// A close-on-exec duplicate of `fd`.
+    static func duplicate(_ fd: Int32) throws(Errno) -> Int32 {
+        try call("fcntl(F_DUPFD_CLOEXEC)") { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
+    }
+
+    /// read(2): the count, 0 at end of file, nil when a non-blocking
+    /// descriptor has nothing.
+    static func read(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> Int? {
+        var unlimited = Deadline.none
+        switch try io("read", deadline: &unlimited, { _ in Glibc.read(fd, buffer.baseAddress, buffer.count) }) {
+        case .done(let n): return n
+        case .wouldBlock, .timedOut: return nil
+        }
+    }
+
+    /// write(2) of all of `bytes`; stops (returning the count written) when a
+    /// non-blocking descriptor is full.
+    @discardableResult
+    static func write(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(Errno) -> Int {
+        var offset = 0
+        var unlimited = Deadline.none
+        while offset < bytes.count {
+            let outcome = try io("write", deadline: &unlimited) { _ in
+                Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            }
+            guard case .done(let n) = outcome else { break }
+            offset += n
+        }
+        return offset
+    }
+
+    // MARK: - Old names (the lead's BaseServer still uses them)
+
+    /// One poll(2) on one descriptor: revents, 0 on time-out, -1 with
+    /// `errno` set. TODO(lead): remove after merge (use ``poll(_:_:deadline:)``).
     static func poll(_ fd: Int32, _ events: Int16, _ timeoutMillis: Int32) -> Int32 {
         var p = pollfd(fd: fd, events: events, revents: 0)
-        let r = Glibc_or_Darwin_poll(&p, 1, timeoutMillis)
+        let r = Glibc.poll(&p, 1, timeoutMillis)
         if r <= 0 { return r }
         return Int32(p.revents)
     }
-
-    /// Sleeps for the given number of nanoseconds (restarting after signals).
-    static func sleep(nanos: UInt64) {
-        var req = timespec(tv_sec: Int(nanos / 1_000_000_000), tv_nsec: Int(nanos % 1_000_000_000))
-        var rem = timespec()
-        while nanosleep(&req, &rem) != 0 && Sys.errno == EINTR { req = rem }
-    }
 }
 
+/// TODO(lead): remove after merge (BaseServer's waitForRequest; use
+/// `Sys.poll(_:deadline:)`).
 @inline(__always)
 func Glibc_or_Darwin_poll(_ fds: UnsafeMutablePointer<pollfd>, _ n: Int, _ timeout: Int32) -> Int32 {
-    #if canImport(Darwin)
-    return Darwin.poll(fds, nfds_t(n), timeout)
-    #elseif canImport(Musl)
-    return Musl.poll(fds, nfds_t(n), timeout)
-    #else
-    return Glibc.poll(fds, nfds_t(n), timeout)
-    #endif
+    Glibc.poll(fds, nfds_t(n), timeout)
 }
 
 /// Converts seconds (as Python gives them) to whole nanoseconds, saturating.
@@ -173,12 +274,5 @@ func cString(_ pointer: UnsafePointer<CChar>) -> String {
 /// lines from concurrent threads do not interleave.
 func writeStderr(_ text: String) {
     var text = text
-    text.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(2, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 { if Sys.errno == EINTR { continue }; return }
-            offset += n
-        }
-    }
+    text.withUTF8 { bytes in _ = try? Sys.write(2, UnsafeRawBufferPointer(bytes)) }
 }

@@ -1,10 +1,6 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
 internal import CSocketServer
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// Threads on pthreads directly: Foundation stays out of the library, and
@@ -22,16 +18,17 @@ public enum Threads {
     ///
     /// There is no `join`: to wait for the thread, let it report through a
     /// ``Locked`` value and ``Locked/wait(timeout:until:)`` on it. Throws
-    /// the `pthread_create` error as a ``SocketError`` (``Errno/tryAgain``
-    /// when the system is out of threads). The thread is not one of Swift
+    /// ``ServerError/threadStart(_:operation:)`` with the `pthread_create`
+    /// error (``Errno/wouldBlock`` when the system is out of threads). The thread is not one of Swift
     /// concurrency's pool, so it may block as long as it likes.
     public static func start(stackSize: Int = 512 * 1024, _ body: @escaping @Sendable () -> Void) throws {
         try spawn(stackSize: stackSize, body)
     }
 
     /// Starts a detached thread running `body` with the given stack size
-    /// (rounded up to the system's minimum and page size). Throws the
-    /// `pthread_create` error (EAGAIN when the system is out of threads).
+    /// (rounded up to the system's minimum and page size). Throws
+    /// ``ServerError/threadStart(_:operation:)`` with the `pthread_create`
+    /// error (EAGAIN when the system is out of threads).
     static func spawn(stackSize: Int, name: String? = nil, _ body: @escaping @Sendable () -> Void) throws {
         var attr = pthread_attr_t()
         pthread_attr_init(&attr)
@@ -44,11 +41,7 @@ public enum Threads {
             pthread_attr_setstacksize(&attr, size)
         }
         let box = Unmanaged.passRetained(ThreadBody(body))
-        #if canImport(Darwin)
-        var thread: pthread_t?
-        #else
         var thread = pthread_t()
-        #endif
         let r = pthread_create(&thread, &attr, { context in
             let body = Unmanaged<ThreadBody>.fromOpaque(context!).takeRetainedValue()
             body.run()
@@ -56,22 +49,17 @@ public enum Threads {
         }, box.toOpaque())
         if r != 0 {
             box.release()
-            throw SocketError.system(Errno(r), operation: "start thread", address: nil)
+            throw ServerError.threadStart(Errno(r, call: "pthread_create"))
         }
     }
 
     /// The kernel's id of the calling thread (-1 where unknown).
     static func currentID() -> Int32 {
-        #if os(Linux)
-        return csocketserver_gettid()
-        #else
-        return -1
-        #endif
+        csocketserver_gettid()
     }
 
-    /// A count of the threads alive in this process (from /proc on Linux; -1 elsewhere).
+    /// A count of the threads alive in this process (from /proc; -1 if unknown).
     static func count() -> Int {
-        #if os(Linux)
         guard let f = fopen("/proc/self/status", "r") else { return -1 }
         defer { fclose(f) }
         var line = [CChar](repeating: 0, count: 256)
@@ -81,7 +69,6 @@ public enum Threads {
                 return Int(s.dropFirst(8).filter { $0.isNumber }) ?? -1
             }
         }
-        #endif
         return -1
     }
 }
@@ -122,9 +109,7 @@ public final class Locked<Value>: @unchecked Sendable {
         cond.initialize(to: pthread_cond_t())
         var attr = pthread_condattr_t()
         pthread_condattr_init(&attr)
-        #if os(Linux)
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        #endif
         pthread_cond_init(cond, &attr)
         pthread_condattr_destroy(&attr)
     }
@@ -168,15 +153,7 @@ public final class Locked<Value>: @unchecked Sendable {
         while !condition(value) {
             if let deadline {
                 if Sys.monotonicNanos() >= deadline { return condition(value) }
-                #if os(Linux)
                 var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
-                #else
-                let left = deadline > Sys.monotonicNanos() ? deadline - Sys.monotonicNanos() : 0
-                var now = timeval()
-                gettimeofday(&now, nil)
-                let wall = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_usec) * 1000 + left
-                var ts = timespec(tv_sec: Int(wall / 1_000_000_000), tv_nsec: Int(wall % 1_000_000_000))
-                #endif
                 pthread_cond_timedwait(cond, mutex, &ts)
             } else {
                 pthread_cond_wait(cond, mutex)
@@ -186,42 +163,30 @@ public final class Locked<Value>: @unchecked Sendable {
     }
 }
 
-/// An eventfd (Linux) or a pipe (elsewhere) that wakes a thread blocked in
-/// poll(2): how ``BaseServer/shutdown()`` reaches `serveForever` at once.
+/// An eventfd that wakes a thread blocked in poll(2): how
+/// ``BaseServer/shutdown()`` reaches `serveForever` at once.
 final class Wakeup: Sendable {
     let readFD: Int32
     let writeFD: Int32
 
     init() throws {
-        #if os(Linux)
-        let fd = csocketserver_eventfd()
-        guard fd >= 0 else { throw SocketError.fromErrno("eventfd") }
+        let fd = try Sys.call("eventfd") { csocketserver_eventfd() }
         readFD = fd
         writeFD = fd
-        #else
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw SocketError.fromErrno("pipe") }
-        for fd in fds {
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fd, F_SETFL, O_NONBLOCK)
-        }
-        readFD = fds[0]
-        writeFD = fds[1]
-        #endif
     }
 
     deinit {
         Sys.close(readFD)
-        if writeFD != readFD { Sys.close(writeFD) }
     }
 
     func signal() {
         var one: UInt64 = 1
-        while write(writeFD, &one, writeFD == readFD ? 8 : 1) < 0 && Sys.errno == EINTR {}
+        // Non-blocking: a counter that is already huge simply stays ready.
+        _ = try? withUnsafeBytes(of: &one) { (raw) throws(Errno) in try Sys.write(writeFD, raw) }
     }
 
     func drain() {
-        var buffer = (UInt64(0), UInt64(0))
-        while read(readFD, &buffer, 8) > 0 && writeFD != readFD {}
+        var counter: UInt64 = 0
+        _ = try? withUnsafeMutableBytes(of: &counter) { (raw) throws(Errno) in try Sys.read(readFD, raw) }
     }
 }

@@ -1,9 +1,5 @@
 #if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
+@preconcurrency import Glibc  // SIGINT, SIGTERM
 #endif
 import Synchronization
 
@@ -24,7 +20,7 @@ enum SignalWatcher {
         let mask = installed.load(ordering: .relaxed)
         guard mask != 0 else { return }
         for signo in 1..<64 where mask & (1 << UInt64(signo)) != 0 {
-            signal(Int32(signo), SIG_DFL)
+            Sys.defaultSignal(Int32(signo))
         }
     }
 
@@ -34,21 +30,10 @@ enum SignalWatcher {
             for signo in signals { table[signo, default: []].append(action) }
         }
         for signo in signals {
-            var sa = sigaction()
-            #if os(Linux)
-            sa.__sigaction_handler.sa_handler = { signo in
-                var byte = UInt8(truncatingIfNeeded: signo)
-                _ = write(SignalWatcher.pipeWrite.load(ordering: .relaxed), &byte, 1)
+            // The handler only writes the number to the pipe (async-signal-safe).
+            try Sys.onSignal(signo) { signo in
+                Sys.writeFromSignalHandler(SignalWatcher.pipeWrite.load(ordering: .relaxed), UInt8(truncatingIfNeeded: signo))
             }
-            #else
-            sa.__sigaction_u.__sa_handler = { signo in
-                var byte = UInt8(truncatingIfNeeded: signo)
-                _ = write(SignalWatcher.pipeWrite.load(ordering: .relaxed), &byte, 1)
-            }
-            #endif
-            sa.sa_flags = Int32(SA_RESTART)
-            sigemptyset(&sa.sa_mask)
-            if sigaction(signo, &sa, nil) != 0 { throw SocketError.fromErrno("sigaction(\(signo))") }
             if signo > 0 && signo < 64 { installed.bitwiseOr(1 << UInt64(signo), ordering: .relaxed) }
         }
     }
@@ -56,18 +41,14 @@ enum SignalWatcher {
     private static func start() throws {
         try started.withLock { started in
             if started { return }
-            var fds: [Int32] = [-1, -1]
-            guard pipe(&fds) == 0 else { throw SocketError.fromErrno("pipe") }
-            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-            _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
-            let readFD = fds[0]
-            pipeWrite.store(fds[1], ordering: .relaxed)
+            let fds = try Sys.pipe(nonBlockingWrite: true)
+            let readFD = fds.read
+            pipeWrite.store(fds.write, ordering: .relaxed)
             try Threads.spawn(stackSize: 256 * 1024) {
                 var byte: UInt8 = 0
                 while true {
-                    let n = read(readFD, &byte, 1)
-                    if n < 0 && Sys.errno == EINTR { continue }
-                    if n <= 0 { return }
+                    let n = try? withUnsafeMutableBytes(of: &byte) { (raw) throws(Errno) in try Sys.read(readFD, raw) }
+                    guard let n, n > 0 else { return }
                     let signo = Int32(byte)
                     for action in actions.withLock({ $0[signo] ?? [] }) { action(signo) }
                 }

@@ -1,11 +1,6 @@
 #if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
+@preconcurrency import Glibc  // ECONNREFUSED
 #endif
-import Synchronization
 
 /// A server on a Unix stream socket (Python's `UnixStreamServer`).
 ///
@@ -90,22 +85,20 @@ final class UnixSocketFile: Sendable {
     /// Removes `address`'s file if it is a socket nobody answers on.
     func removeIfStale(_ address: SocketAddress, type: SocketType) throws {
         guard let path = address.path, !path.isEmpty, !path.hasPrefix("\0") else { return }
-        var st = stat()
-        guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFSOCK else { return }
+        guard let file = Sys.fileIdentity(path), file.isSocket else { return }
         let probe = try Socket(family: .unix, type: type)
         defer { probe.close() }
         let code = probe.connectEx(to: address)
         if code == ECONNREFUSED {
-            unlink(path)
+            try? Sys.unlink(path)
         }
     }
 
     /// Records the file just bound.
     func created(_ address: SocketAddress) {
         guard let path = address.path, !path.isEmpty, !path.hasPrefix("\0") else { return }
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return }
-        identity.withLock { $0 = Identity(path: path, device: UInt64(st.st_dev), inode: UInt64(st.st_ino)) }
+        guard let file = Sys.fileIdentity(path) else { return }
+        identity.withLock { $0 = Identity(path: path, device: file.device, inode: file.inode) }
     }
 
     /// Forgets the file: it is not removed (its socket was handed to
@@ -117,8 +110,7 @@ final class UnixSocketFile: Sendable {
     /// Removes the recorded file if it is still the same one. Once.
     func remove() {
         guard let id = identity.withLock({ id -> Identity? in defer { id = nil }; return id }) else { return }
-        var st = stat()
-        guard lstat(id.path, &st) == 0, UInt64(st.st_dev) == id.device, UInt64(st.st_ino) == id.inode else { return }
-        unlink(id.path)
+        guard let file = Sys.fileIdentity(id.path), file.device == id.device, file.inode == id.inode else { return }
+        try? Sys.unlink(id.path)
     }
 }

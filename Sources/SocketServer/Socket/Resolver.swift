@@ -1,9 +1,5 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// One result of ``Resolver/addressInfo(host:port:family:type:proto:flags:)``
@@ -36,52 +32,35 @@ public enum Resolver {
     /// ``SocketError/addressResolution(code:message:host:)`` on failure.
     public static func addressInfo(host: String?, port: String?, family: AddressFamily = .unspecified,
                                    type: SocketType? = nil, proto: Int32 = 0, flags: Int32 = 0) throws -> [AddressInfo] {
-        var hints = addrinfo()
-        hints.ai_family = family.rawValue
-        hints.ai_socktype = type?.rawValue ?? 0
-        hints.ai_protocol = proto
-        hints.ai_flags = flags
-        var result: UnsafeMutablePointer<addrinfo>?
-        let code = getaddrinfo(host, port, &hints, &result)
-        guard code == 0 else { throw resolutionError(code, host ?? port ?? "") }
-        defer { freeaddrinfo(result) }
+        let found: [Sys.AddrInfo]
+        do {
+            found = try Sys.getaddrinfo(host, port, family: family.rawValue, type: type?.rawValue ?? 0,
+                                        proto: proto, flags: flags)
+        } catch {
+            throw resolutionError(error, host ?? port ?? "")
+        }
         var infos: [AddressInfo] = []
-        var p = result
-        while let ai = p {
-            if let sa = ai.pointee.ai_addr {
-                var ss = sockaddr_storage()
-                withUnsafeMutableBytes(of: &ss) { raw in
-                    raw.copyMemory(from: UnsafeRawBufferPointer(start: sa, count: min(Int(ai.pointee.ai_addrlen), raw.count)))
-                }
-                if let address = SocketAddress(storage: &ss, length: ai.pointee.ai_addrlen) {
-                    infos.append(AddressInfo(family: AddressFamily(rawValue: ai.pointee.ai_family),
-                                             type: SocketType(rawValue: ai.pointee.ai_socktype),
-                                             proto: ai.pointee.ai_protocol,
-                                             canonicalName: ai.pointee.ai_canonname.map { cString($0) },
-                                             address: address))
-                }
+        for var info in found {
+            if let address = SocketAddress(storage: &info.storage, length: info.length) {
+                infos.append(AddressInfo(family: AddressFamily(rawValue: info.family), type: SocketType(rawValue: info.type),
+                                         proto: info.proto, canonicalName: info.canonicalName, address: address))
             }
-            p = ai.pointee.ai_next
         }
         return infos
     }
 
     /// Turns an address back into a host and service name (`getnameinfo(3)`).
     public static func nameInfo(_ address: SocketAddress, flags: Int32 = 0) throws -> (host: String, service: String) {
-        var host = [CChar](repeating: 0, count: 1025)
-        var service = [CChar](repeating: 0, count: 32)
-        let code = address.withSockAddr { sa, len in
-            getnameinfo(sa, len, &host, socklen_t(host.count), &service, socklen_t(service.count), flags)
+        do {
+            return try address.withSockAddr { sa, len in try Sys.getnameinfo(sa, len, flags: flags) }
+        } catch let error as Sys.ResolveFailure {
+            throw resolutionError(error, address.description)
         }
-        guard code == 0 else { throw resolutionError(code, address.description) }
-        return (cString(host), cString(service))
     }
 
     /// This machine's host name (`gethostname(2)`).
     public static func hostname() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        gethostname(&buffer, buffer.count - 1)
-        return cString(buffer)
+        Sys.hostname()
     }
 
     /// The first IPv4 address of `name`, as text (`gethostbyname`).
@@ -97,7 +76,7 @@ public enum Resolver {
     /// (`gethostbyname_ex`). Aliases are not reported by `getaddrinfo`, so the
     /// list is always empty.
     public static func hostByNameEx(_ name: String) throws -> (name: String, aliases: [String], addresses: [String]) {
-        let infos = try addressInfo(host: name, port: nil, family: .inet, type: .stream, flags: Int32(AI_CANONNAME))
+        let infos = try addressInfo(host: name, port: nil, family: .inet, type: .stream, flags: Sys.canonicalNameFlag)
         var addresses: [String] = []
         for info in infos { if let h = info.address.host, !addresses.contains(h) { addresses.append(h) } }
         return (infos.first?.canonicalName ?? name, [], addresses)
@@ -112,57 +91,49 @@ public enum Resolver {
         else if let a = try? SocketAddress(ipv6: ip, port: 0) { address = a }
         else { address = try SocketAddress.resolve(host: ip, port: 0) }
         do {
-            let (name, _) = try nameInfo(address, flags: NI_NAMEREQD)
+            let (name, _) = try nameInfo(address, flags: Sys.nameRequiredFlag)
             return (name, [], [address.host ?? ip])
-        } catch SocketError.addressResolution(_, let message, _) {
-            throw SocketError.hostNotFound(host: ip, message: message)
+        } catch let error as SocketError where error.kind == .addressResolution {
+            throw SocketError.hostNotFound(host: ip, message: error.detail ?? "")
         }
     }
 
     /// A fully qualified name for `name` (this host when empty), as Python's
-    /// `getfqdn`: the canonical name if it has a dot, else `name` itself.
+    /// `getfqdn`: the name ``hostByAddress(_:)`` finds for it (for an
+    /// address, its name: `fqdn("127.0.0.1")` is `localhost` where the
+    /// hosts file says so), or `name` itself when it finds none.
     public static func fqdn(_ name: String = "") -> String {
         let n = name.trimmingSpaces
         let host = (n.isEmpty || n == "0.0.0.0" || n == "::") ? hostname() : n
-        if let infos = try? addressInfo(host: host, port: nil, type: .stream, flags: Int32(AI_CANONNAME)),
-           let canonical = infos.first?.canonicalName, canonical.contains(".") {
-            return canonical
-        }
-        if let (byAddress, _, _) = try? hostByAddress(host), byAddress.contains(".") { return byAddress }
+        // Python looks for a dotted name among the name and its aliases, and
+        // takes the name when none has a dot; `getnameinfo` gives no aliases.
+        if let (byAddress, _, _) = try? hostByAddress(host) { return byAddress }
         return host
     }
 
     /// The port of a service (`getservbyname_r`), e.g. `("http", "tcp")` → 80.
     public static func serviceByName(_ name: String, protocol proto: String? = nil) throws -> Int {
-        var entry = servent()
-        var buffer = [CChar](repeating: 0, count: 4096)
-        var result: UnsafeMutablePointer<servent>?
-        getservbyname_r(name, proto, &entry, &buffer, buffer.count, &result)
-        guard let r = result else { throw SocketError.hostNotFound(host: name, message: "service/proto not found") }
-        return Int(UInt16(bigEndian: UInt16(truncatingIfNeeded: r.pointee.s_port)))
+        guard let port = Sys.serviceByName(name, proto) else {
+            throw SocketError.hostNotFound(host: name, message: "service/proto not found")
+        }
+        return port
     }
 
     /// The name of the service at a port (`getservbyport_r`), e.g. 22 → `ssh`.
     public static func serviceByPort(_ port: Int, protocol proto: String? = nil) throws -> String {
         guard (0...65535).contains(port) else { throw SocketError.invalidArgument("port \(port) is not in 0...65535") }
-        var entry = servent()
-        var buffer = [CChar](repeating: 0, count: 4096)
-        var result: UnsafeMutablePointer<servent>?
-        getservbyport_r(Int32(UInt16(port).bigEndian), proto, &entry, &buffer, buffer.count, &result)
-        guard let r = result, let n = r.pointee.s_name else {
+        guard let service = Sys.serviceByPort(UInt16(port), proto) else {
             throw SocketError.hostNotFound(host: String(port), message: "port/proto not found")
         }
-        return cString(n)
+        return service
     }
 
     /// The number of a protocol (`getprotobyname_r`), e.g. `tcp` → 6.
     public static func protocolByName(_ name: String) throws -> Int32 {
-        var entry = protoent()
-        var buffer = [CChar](repeating: 0, count: 4096)
-        var result: UnsafeMutablePointer<protoent>?
-        getprotobyname_r(name, &entry, &buffer, buffer.count, &result)
-        guard let r = result else { throw SocketError.hostNotFound(host: name, message: "protocol not found") }
-        return r.pointee.p_proto
+        guard let number = Sys.protocolByName(name) else {
+            throw SocketError.hostNotFound(host: name, message: "protocol not found")
+        }
+        return number
     }
 
     /// Numeric text to network-order bytes (`inet_pton(3)`): 4 bytes for
@@ -175,7 +146,7 @@ public enum Resolver {
         default: throw SocketError.system(.addressFamilyNotSupported, operation: "inet_pton", address: nil)
         }
         var bytes = [UInt8](repeating: 0, count: size)
-        guard inet_pton(family.rawValue, text, &bytes) == 1 else {
+        guard bytes.withUnsafeMutableBytes({ Sys.inetPton(family.rawValue, text, $0.baseAddress!) }) else {
             throw SocketError.invalidArgument("illegal IP address string passed to inet_pton: \(text)")
         }
         return bytes
@@ -186,21 +157,19 @@ public enum Resolver {
         let expected = family == .inet ? 4 : family == .inet6 ? 16 : -1
         guard expected > 0 else { throw SocketError.system(.addressFamilyNotSupported, operation: "inet_ntop", address: nil) }
         guard bytes.count == expected else { throw SocketError.invalidArgument("invalid length of packed IP address string") }
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        guard inet_ntop(family.rawValue, bytes, &text, socklen_t(text.count)) != nil else {
+        guard let text = bytes.withUnsafeBytes({ Sys.inetNtop(family.rawValue, $0.baseAddress!) }) else {
             throw SocketError.fromErrno("inet_ntop")
         }
-        return cString(text)
+        return text
     }
 
     /// Dotted IPv4 text, in any of the forms `inet_aton(3)` takes
     /// (`127.1`, `0x7f.1`), to 4 network-order bytes.
     public static func inetAton(_ text: String) throws -> [UInt8] {
-        var addr = in_addr()
-        guard inet_aton(text, &addr) != 0 else {
+        guard let bytes = Sys.inetAton(text) else {
             throw SocketError.invalidArgument("illegal IP address string passed to inet_aton: \(text)")
         }
-        return withUnsafeBytes(of: &addr) { Array($0) }
+        return bytes
     }
 
     /// 4 network-order bytes to dotted IPv4 text (`inet_ntoa`).
@@ -208,11 +177,11 @@ public enum Resolver {
         try inetNtop(.inet, bytes)
     }
 
-    static func resolutionError(_ code: Int32, _ host: String) -> SocketError {
-        if code == EAI_SYSTEM {
-            return .system(.current, operation: "resolve", address: host)
+    static func resolutionError(_ failure: Sys.ResolveFailure, _ host: String) -> SocketError {
+        if let errno = failure.errno {
+            return .system(errno, operation: "resolve", address: host)
         }
-        return .addressResolution(code: code, message: cString(gai_strerror(code)), host: host)
+        return .addressResolution(code: failure.code, message: failure.message, host: host)
     }
 }
 

@@ -1,9 +1,5 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// A typed socket option: its level, its name and the Swift type of its
@@ -75,12 +71,10 @@ extension Socket {
         case .timeval:
             let seconds = (value as! Double?) ?? 0
             guard seconds >= 0 else { throw SocketError.invalidArgument("time-out \(seconds) is negative") }
-            // Capped at Int32.max seconds (68 years), so that `.infinity` or a
-            // huge value cannot trap in the conversion to `tv_sec`.
-            let capped = min(seconds, Double(Int32.max))
-            let whole = capped.rounded(.down)
-            var tv = timeval(tv_sec: Int(whole), tv_usec: .init((capped - whole) * 1_000_000))
-            try withUnsafeBytes(of: &tv) { try setOption(level: option.level, name: option.name, bytes: $0) }
+            let fd = try fd("setsockopt")
+            do { try Sys.setTimeval(fd, option.name, seconds: seconds) } catch {
+                throw SocketError(error, operation: "setsockopt(\(option.level), \(option.name))")
+            }
         }
     }
 
@@ -91,9 +85,11 @@ extension Socket {
         case .int: return Int(try getOption(level: option.level, name: option.name)) as! Value
         case .type: return SocketType(rawValue: try getOption(level: option.level, name: option.name)) as! Value
         case .timeval:
-            let bytes = try getOption(level: option.level, name: option.name, length: MemoryLayout<timeval>.size)
-            let tv = bytes.withUnsafeBytes { $0.loadUnaligned(as: timeval.self) }
-            let seconds = Double(tv.tv_sec) + Double(tv.tv_usec) / 1_000_000
+            let fd = try fd("getsockopt")
+            let seconds: Double
+            do { seconds = try Sys.getTimeval(fd, option.name) } catch {
+                throw SocketError(error, operation: "getsockopt(\(option.level), \(option.name))")
+            }
             return (seconds == 0 ? nil : seconds) as! Value
         }
     }
@@ -116,20 +112,20 @@ extension Socket {
     /// Sets an option from raw bytes (a C struct's bytes).
     public func setOption(level: Int32, name: Int32, bytes: UnsafeRawBufferPointer) throws {
         let fd = try fd("setsockopt")
-        if setsockopt(fd, level, name, bytes.baseAddress, socklen_t(bytes.count)) != 0 {
-            throw SocketError.fromErrno("setsockopt(\(level), \(name))")
+        do { try Sys.setsockopt(fd, level, name, bytes) } catch {
+            throw SocketError(error, operation: "setsockopt(\(level), \(name))")
         }
     }
 
     /// Reads an option as raw bytes, at most `length` of them.
     public func getOption(level: Int32, name: Int32, length: Int) throws -> [UInt8] {
         let fd = try fd("getsockopt")
-        var len = socklen_t(length)
         var bytes = [UInt8](repeating: 0, count: length)
-        if getsockopt(fd, level, name, &bytes, &len) != 0 {
-            throw SocketError.fromErrno("getsockopt(\(level), \(name))")
+        let written: Int
+        do { written = try bytes.withUnsafeMutableBytes { (raw) throws(Errno) -> Int in try Sys.getsockopt(fd, level, name, raw) } } catch let error as Errno {
+            throw SocketError(error, operation: "getsockopt(\(level), \(name))")
         }
-        bytes.removeSubrange(Int(len)...)
+        bytes.removeSubrange(min(written, length)...)
         return bytes
     }
 }

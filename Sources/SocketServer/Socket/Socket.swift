@@ -1,9 +1,5 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 import Synchronization
 
@@ -24,10 +20,16 @@ public enum ShutdownHow: Sendable {
 ///   `Errno.wouldBlock`), a positive number of seconds is a deadline for each
 ///   call, after which ``SocketError/timeout(operation:address:)`` is thrown.
 /// - Sends never raise SIGPIPE: a write to a peer that has gone throws
-///   `Errno.brokenPipe` (MSG_NOSIGNAL on Linux, SO_NOSIGPIPE on Darwin).
+///   `Errno.brokenPipe` (MSG_NOSIGNAL; SIGPIPE blocked around `sendfile`).
 /// - ``close()`` is idempotent; a socket that is dropped closes its
 ///   descriptor; a closed socket's ``fileno`` is -1 and every call on it
 ///   throws ``SocketError/closed(operation:)``.
+/// - ``close()`` closes the descriptor at once, even while a reader or
+///   writer made from the socket is open (Python keeps it open until the
+///   `makefile` objects are closed too): the streams' next system call
+///   throws ``SocketError/closed(operation:)``; bytes a reader had already
+///   buffered can still be read. A descriptor number the kernel reuses is
+///   never read by a stream of the closed socket.
 ///
 /// `Socket` is safe to share between threads: its descriptor and time-out
 /// are atomics. As with any descriptor, closing it while another thread is
@@ -38,22 +40,27 @@ public final class Socket: Sendable, CustomStringConvertible {
     private let timeoutNanos: Atomic<Int64>
     /// The address family (`AF_INET`, `AF_INET6`, `AF_UNIX`).
     public let family: AddressFamily
-    /// The socket type (`SOCK_STREAM`, `SOCK_DGRAM`, ...).
+    /// The socket type (`SOCK_STREAM`, `SOCK_DGRAM`, ...), without the
+    /// `SOCK_NONBLOCK`/`SOCK_CLOEXEC` flags it may have been created with.
     public let type: SocketType
     /// The protocol number (0 for the family's default).
     public let proto: Int32
 
     /// Creates a socket (`socket(2)`), with close-on-exec set and the
-    /// default time-out (``defaultTimeout``) applied.
+    /// default time-out (``defaultTimeout``) applied. `SOCK_NONBLOCK` in
+    /// `type` makes it non-blocking (time-out 0), as in Python.
     public init(family: AddressFamily = .inet, type: SocketType = .stream, proto: Int32 = 0) throws {
-        let fd = Sys.socket(family.rawValue, type.rawValue, proto)
-        guard fd >= 0 else { throw SocketError.fromErrno("socket(\(family), \(type))") }
+        let fd: Int32
+        do { fd = try Sys.socket(family.rawValue, type.rawValue, proto) } catch {
+            throw SocketError(error, operation: "socket(\(family), \(type.withoutFlags))")
+        }
+        let nonBlocking = type.rawValue & Sys.sockNonBlock != 0
         self.descriptor = Atomic(fd)
-        self.timeoutNanos = Atomic(-1)
+        self.timeoutNanos = Atomic(nonBlocking ? 0 : -1)
         self.family = family
-        self.type = type
+        self.type = type.withoutFlags
         self.proto = proto
-        try applyDefaultTimeout()
+        if !nonBlocking { try applyDefaultTimeout() }
     }
 
     /// Adopts an open socket descriptor (Python's `socket(fileno=fd)`); the
@@ -61,32 +68,25 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// read from the descriptor. Its blocking mode is taken as it is.
     public init(fileDescriptor fd: Int32) throws {
         guard fd >= 0 else { throw SocketError.system(.badFileDescriptor, operation: "adopt descriptor", address: nil) }
-        var ss = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let named = withUnsafeMutablePointer(to: &ss) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        let described: (family: Int32, type: Int32, proto: Int32)
+        let nonBlocking: Bool
+        do {
+            described = try Sys.describeSocket(fd)
+            nonBlocking = try Sys.isNonBlocking(fd)
+        } catch {
+            throw SocketError(error, operation: "adopt descriptor \(fd)")
         }
-        guard named == 0 else { throw SocketError.fromErrno("adopt descriptor \(fd)") }
-        self.family = AddressFamily(rawValue: Int32(ss.ss_family))
-        var value: Int32 = 0
-        var vlen = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &vlen) == 0 else { throw SocketError.fromErrno("adopt descriptor \(fd)") }
-        self.type = SocketType(rawValue: value)
-        #if os(Linux)
-        vlen = socklen_t(MemoryLayout<Int32>.size)
-        self.proto = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &value, &vlen) == 0 ? value : 0
-        #else
-        self.proto = 0
-        #endif
-        let flags = fcntl(fd, F_GETFL)
-        self.timeoutNanos = Atomic(flags >= 0 && flags & O_NONBLOCK != 0 ? 0 : -1)
+        self.family = AddressFamily(rawValue: described.family)
+        self.type = SocketType(rawValue: described.type)
+        self.proto = described.proto
+        self.timeoutNanos = Atomic(nonBlocking ? 0 : -1)
         self.descriptor = Atomic(fd)
     }
 
     /// Wraps a descriptor `accept` or `socketpair` just made.
-    init(adopting fd: Int32, family: AddressFamily, type: SocketType, proto: Int32) {
+    init(adopting fd: Int32, family: AddressFamily, type: SocketType, proto: Int32, nonBlocking: Bool = false) {
         self.descriptor = Atomic(fd)
-        self.timeoutNanos = Atomic(-1)
+        self.timeoutNanos = Atomic(nonBlocking ? 0 : -1)
         self.family = family
         self.type = type
         self.proto = proto
@@ -95,8 +95,8 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// Duplicates `fd` and wraps the duplicate (Python's `socket.fromfd`);
     /// the caller keeps ownership of `fd`.
     public static func fromfd(_ fd: Int32) throws -> Socket {
-        let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
-        guard copy >= 0 else { throw SocketError.fromErrno("dup descriptor \(fd)") }
+        let copy: Int32
+        do { copy = try Sys.duplicate(fd) } catch { throw SocketError(error, operation: "dup descriptor \(fd)") }
         do { return try Socket(fileDescriptor: copy) } catch { Sys.close(copy); throw error }
     }
 
@@ -136,14 +136,32 @@ public final class Socket: Sendable, CustomStringConvertible {
 
     /// The time-out new sockets start with (Python's `getdefaulttimeout` /
     /// `setdefaulttimeout`): `nil` (blocking) unless set.
+    ///
+    /// Setting a negative or NaN value traps (a setter cannot throw): for a
+    /// value from outside the program, use ``setDefaultTimeout(_:)``, which
+    /// throws as Python's `setdefaulttimeout(-1)` raises `ValueError`.
     public static var defaultTimeout: Double? {
         get { seconds(fromNanos: defaultTimeoutNanos.load(ordering: .relaxed)) }
-        set { defaultTimeoutNanos.store(Self.storedNanos(newValue), ordering: .relaxed) }
+        set {
+            guard let n = Self.storedNanos(newValue) else { preconditionFailure("a time-out cannot be negative") }
+            defaultTimeoutNanos.store(n, ordering: .relaxed)
+        }
     }
 
-    private static func storedNanos(_ seconds: Double?) -> Int64 {
+    /// Sets ``defaultTimeout``; throws ``SocketError/invalidArgument(_:)``
+    /// (EINVAL) for a negative or NaN value and leaves it unchanged.
+    public static func setDefaultTimeout(_ seconds: Double?) throws {
+        guard let n = storedNanos(seconds) else {
+            throw SocketError.invalidArgument("time-out \(seconds ?? 0) is negative")
+        }
+        defaultTimeoutNanos.store(n, ordering: .relaxed)
+    }
+
+    /// -1 for nil, 0 for 0, nanoseconds (at least 1) otherwise; nil for a
+    /// negative or NaN value.
+    private static func storedNanos(_ seconds: Double?) -> Int64? {
         guard let seconds else { return -1 }
-        precondition(seconds >= 0, "a time-out cannot be negative")
+        guard seconds >= 0 else { return nil }
         if seconds == 0 { return 0 }
         return max(1, Int64(clamping: nanos(fromSeconds: seconds)))
     }
@@ -164,8 +182,10 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// block; `0` makes it non-blocking; a positive number of seconds is a
     /// deadline for each blocking call, accept and connect included.
     public func setTimeout(_ seconds: Double?) throws {
-        if let seconds, !(seconds >= 0) { throw SocketError.invalidArgument("time-out \(seconds) is negative") }
-        try setTimeoutNanos(Socket.storedNanos(seconds))
+        guard let n = Socket.storedNanos(seconds) else {
+            throw SocketError.invalidArgument("time-out \(seconds ?? 0) is negative")
+        }
+        try setTimeoutNanos(n)
     }
 
     private func setTimeoutNanos(_ n: Int64) throws {
@@ -175,13 +195,11 @@ public final class Socket: Sendable, CustomStringConvertible {
         // the time (SO_RCVTIMEO/SO_SNDTIMEO): one system call per receive,
         // where non-blocking I/O with poll(2) would take three whenever the
         // peer is not ahead of us. Only non-blocking mode (0) sets O_NONBLOCK.
-        if (old == 0) != (n == 0) {
-            if Sys.setNonBlocking(fd, n == 0) < 0 { throw SocketError.fromErrno("set time-out") }
-        }
-        if n > 0 || old > 0 {
-            let seconds: Double? = n > 0 ? Double(n) / 1e9 : nil
-            try setOption(.receiveTimeout, seconds)
-            try setOption(.sendTimeout, seconds)
+        do {
+            if (old == 0) != (n == 0) { try Sys.setNonBlocking(fd, n == 0) }
+            if n > 0 || old > 0 { try Sys.setKernelTimeouts(fd, seconds: n > 0 ? Double(n) / 1e9 : 0) }
+        } catch {
+            throw SocketError(error, operation: "set time-out")
         }
         timeoutNanos.store(n, ordering: .relaxed)
     }
@@ -192,38 +210,49 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// Whether calls block (with or without a deadline): Python's `getblocking()`.
     public var isBlocking: Bool { timeoutNanos.load(ordering: .relaxed) != 0 }
 
-    // MARK: - The one syscall loop
+    // MARK: - System calls
 
-    /// Runs `body` until it succeeds, retrying EINTR. A time-out shows as
-    /// EAGAIN from the blocking descriptor (the kernel kept the time) and is
-    /// thrown as ``SocketError/timeout(operation:address:)``; in non-blocking
-    /// mode EAGAIN is thrown as it is (`Errno.wouldBlock`).
+    /// Runs one system call of this socket through the platform's loop
+    /// (``Sys/io(_:deadline:waitingFor:events:_:)``: EINTR retried). A
+    /// time-out shows as EAGAIN from the blocking descriptor (the kernel
+    /// kept the time) and is thrown as ``SocketError/timeout(operation:address:)``;
+    /// in non-blocking mode EAGAIN is thrown as it is (`Errno.wouldBlock`).
     ///
-    /// `deadline` (monotonic nanoseconds, 0: none) is shared by the system
-    /// calls of one operation made of several (`sendAll`, a stream's
+    /// `deadline` (monotonic nanoseconds, 0: none yet) is shared by the
+    /// system calls of one operation made of several (`sendAll`, a stream's
     /// `readLine`): once it has passed, the next call is not made. Such an
     /// operation starts its deadline (``startDeadline(_:)``) when it needs a
     /// second call, so the common one-call case reads no clock; each call
     /// waits at most the time-out, so the operation ends within twice it.
+    /// A signal starts the deadline too: a call interrupted (EINTR) is
+    /// retried only within what is left of it, so however often signals
+    /// come, it ends at most one time-out after the first one.
     @inline(__always)
     func io<T: BinaryInteger>(_ operation: StaticString, events: Int16, address: SocketAddress? = nil,
                               deadline: inout UInt64, _ body: (Int32) -> T) throws -> T {
         let fd = try fd("\(operation)")
         let t = timeoutNanos.load(ordering: .relaxed)
         if t > 0 && deadline != 0 && Sys.monotonicNanos() >= deadline {
-            throw SocketError.timeout(operation: "\(operation)", address: address?.description)
+            throw SocketError(timeoutOf: "\(operation)", address: address)
         }
-        while true {
-            let r = body(fd)
-            if r >= 0 { return r }
-            let e = Sys.errno
-            if e == EINTR { continue }
-            if (e == EAGAIN || e == EWOULDBLOCK) && t != 0 {
-                // A blocking socket says EAGAIN only when SO_RCVTIMEO or
-                // SO_SNDTIMEO (ours, or the caller's own) ran out.
-                throw SocketError.timeout(operation: "\(operation)", address: address?.description)
-            }
-            throw SocketError.system(Errno(e), operation: "\(operation)", address: address?.description)
+        var limit = t > 0 ? Deadline(instant: deadline, span: UInt64(t)) : Deadline.none
+        let outcome: SysOutcome<T>
+        do {
+            outcome = try Sys.io(operation, deadline: &limit, waitingFor: fd, events: events) { _ in body(fd) }
+        } catch {
+            throw SocketError(error, operation: "\(operation)", address: address)
+        }
+        if t > 0 { deadline = limit.instant }  // a signal may have started it
+        switch outcome {
+        case .done(let r):
+            return r
+        case .timedOut:
+            throw SocketError(timeoutOf: "\(operation)", address: address)
+        case .wouldBlock:
+            // A blocking socket says EAGAIN only when SO_RCVTIMEO or
+            // SO_SNDTIMEO (ours, or the caller's own) ran out.
+            if t != 0 { throw SocketError(timeoutOf: "\(operation)", address: address) }
+            throw SocketError(.wouldBlock, operation: "\(operation)", address: address)
         }
     }
 
@@ -237,14 +266,44 @@ public final class Socket: Sendable, CustomStringConvertible {
 
     /// Waits until `fd` is ready for `events` or the deadline (0: none) passes.
     func wait(_ fd: Int32, _ events: Int16, until deadline: UInt64, operation: String, address: SocketAddress?) throws {
-        while true {
-            let ms: Int32 = deadline == 0 ? -1 : pollMillis(until: deadline)
-            if deadline != 0 && ms == 0 { throw SocketError.timeout(operation: operation, address: address?.description) }
-            let r = Sys.poll(fd, events, ms)
-            if r > 0 { return }
-            if r == 0 { continue }  // loop re-checks the deadline
-            if Sys.errno == EINTR { continue }
-            throw SocketError.fromErrno(operation, address)
+        var limit = Deadline(instant: deadline)
+        let outcome: SysOutcome<Int16>
+        do { outcome = try Sys.poll(fd, events, deadline: &limit) } catch {
+            throw SocketError(error, operation: operation, address: address)
+        }
+        if case .timedOut = outcome { throw SocketError(timeoutOf: operation, address: address) }
+    }
+
+    /// A receive with `MSG_DONTWAIT`: nil when no byte is there.
+    func recvNow(into buffer: UnsafeMutableRawBufferPointer) throws -> Int? {
+        let fd = try fd("recv")
+        var unlimited = Deadline.none
+        let outcome: SysOutcome<Int>
+        do {
+            outcome = try Sys.io("recv", deadline: &unlimited) { _ in
+                Sys.recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
+            }
+        } catch {
+            throw SocketError(error, operation: "recv")
+        }
+        if case .done(let n) = outcome { return n }
+        return nil
+    }
+
+    /// Sends every byte under one deadline for the whole call; an error
+    /// after a partial send carries the count sent (``SocketError/bytesSent``).
+    func sendEvery(_ bytes: UnsafeRawBufferPointer, flags: Int32, deadline: inout UInt64) throws {
+        var offset = 0
+        do {
+            while offset < bytes.count {
+                if offset > 0 { startDeadline(&deadline) }  // a partial send: the rest shares one deadline
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
+                offset += try io("send", events: Int16(POLLOUT), deadline: &deadline) { fd in
+                    Sys.send(fd, rest.baseAddress, rest.count, flags)
+                }
+            }
+        } catch let error as SocketError {
+            throw error.sent(offset)
         }
     }
 
@@ -253,8 +312,9 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// Binds the socket to `address` (`bind(2)`).
     public func bind(to address: SocketAddress) throws {
         let fd = try fd("bind to \(address)")
-        let r = address.withSockAddr { Glibc_or_Darwin_bind(fd, $0, $1) }
-        if r != 0 { throw SocketError.fromErrno("bind to", address) }
+        do { try address.withSockAddr { sa, len in try Sys.bind(fd, sa, len) } } catch let error as Errno {
+            throw SocketError(error, operation: "bind to", address: address)
+        }
     }
 
     /// Binds to a host and port, resolved for this socket's family.
@@ -263,15 +323,18 @@ public final class Socket: Sendable, CustomStringConvertible {
     }
 
     /// Starts listening (`listen(2)`). The kernel caps `backlog` at
-    /// `net.core.somaxconn`.
+    /// `net.core.somaxconn`; a negative one is taken as 0 and one over
+    /// `Int32.max` is refused (``SocketError/invalidArgument(_:)``), as in Python.
     public func listen(backlog: Int = Int(SOMAXCONN)) throws {
         let fd = try fd("listen")
-        if Glibc_or_Darwin_listen(fd, Int32(clamping: backlog)) != 0 { throw SocketError.fromErrno("listen") }
+        guard backlog <= Int(Int32.max) else { throw SocketError.invalidArgument("backlog \(backlog) is over Int32.max") }
+        do { try Sys.listen(fd, Int32(max(0, backlog))) } catch { throw SocketError(error, operation: "listen") }
     }
 
     /// Accepts a connection (`accept4(2)`, close-on-exec): the connected
     /// socket and the peer's address. The new socket starts with the
-    /// default time-out.
+    /// default time-out, whatever the listener's (Linux copies a listener's
+    /// SO_RCVTIMEO/SO_SNDTIMEO to it; those of our time-out are cleared).
     public func accept() throws -> (Socket, SocketAddress) {
         var deadline: UInt64 = 0
         let (fd, peer) = try SocketAddress.receiving { sa, len in
@@ -281,6 +344,11 @@ public final class Socket: Sendable, CustomStringConvertible {
             }
         }
         let connection = Socket(adopting: fd, family: family, type: type, proto: proto)
+        if timeoutNanos.load(ordering: .relaxed) > 0 && Socket.defaultTimeoutNanos.load(ordering: .relaxed) <= 0 {
+            do { try Sys.setKernelTimeouts(fd, seconds: 0) } catch {
+                throw SocketError(error, operation: "accept")
+            }
+        }
         try connection.applyDefaultTimeout()
         return (connection, peer ?? .unnamedUnix)
     }
@@ -292,9 +360,9 @@ public final class Socket: Sendable, CustomStringConvertible {
         let code = try connectCode(address)
         if code != 0 {
             if code == ETIMEDOUT && timeoutNanos.load(ordering: .relaxed) > 0 {
-                throw SocketError.timeout(operation: "connect to", address: address.description)
+                throw SocketError(timeoutOf: "connect to", address: address)
             }
-            throw SocketError.system(Errno(code), operation: "connect to", address: address.description)
+            throw SocketError(Errno(code), operation: "connect to", address: address)
         }
     }
 
@@ -315,11 +383,10 @@ public final class Socket: Sendable, CustomStringConvertible {
         let t = timeoutNanos.load(ordering: .relaxed)
         // Under a time-out the descriptor is blocking (see setTimeout); the
         // connect alone runs non-blocking, waited for with poll(2).
-        if t > 0 { _ = Sys.setNonBlocking(fd, true) }
-        defer { if t > 0 { _ = Sys.setNonBlocking(fd, false) } }
-        let r = address.withSockAddr { Glibc_or_Darwin_connect(fd, $0, $1) }
-        if r == 0 { return 0 }
-        let e = Sys.errno
+        if t > 0 { try? Sys.setNonBlocking(fd, true) }
+        defer { if t > 0 { try? Sys.setNonBlocking(fd, false) } }
+        let e = address.withSockAddr { Sys.connect(fd, $0, $1) }
+        if e == 0 { return 0 }
         // EINTR: the connection goes on in the background; wait for it as
         // for EINPROGRESS (what CPython does too).
         guard e == EINTR || (e == EINPROGRESS && t != 0) else { return e }
@@ -329,10 +396,7 @@ public final class Socket: Sendable, CustomStringConvertible {
         } catch SocketError.timeout {
             return ETIMEDOUT
         }
-        var err: Int32 = 0
-        var len = socklen_t(MemoryLayout<Int32>.size)
-        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 { return Sys.errno }
-        return err
+        do { return try Sys.getsockopt(fd, SOL_SOCKET, SO_ERROR) } catch { return error.rawValue }
     }
 
     // MARK: - Data
@@ -354,7 +418,7 @@ public final class Socket: Sendable, CustomStringConvertible {
         if buffer.isEmpty { _ = try fd("recv"); return 0 }
         var deadline: UInt64 = 0
         return try io("recv", events: Int16(POLLIN), deadline: &deadline) { fd in
-            Glibc_or_Darwin_recv(fd, buffer.baseAddress, buffer.count, flags)
+            Sys.recv(fd, buffer.baseAddress, buffer.count, flags)
         }
     }
 
@@ -363,13 +427,15 @@ public final class Socket: Sendable, CustomStringConvertible {
     func recv(into buffer: UnsafeMutableRawBufferPointer, deadline: inout UInt64) throws -> Int {
         if buffer.isEmpty { _ = try fd("recv"); return 0 }
         return try io("recv", events: Int16(POLLIN), deadline: &deadline) { fd in
-            Glibc_or_Darwin_recv(fd, buffer.baseAddress, buffer.count, 0)
+            Sys.recv(fd, buffer.baseAddress, buffer.count, 0)
         }
     }
 
-    /// Receives into the first `count` bytes of `buffer` (all of it by default).
+    /// Receives into the first `count` bytes of `buffer` (all of it by
+    /// default). A count over the buffer's size, or negative, is refused
+    /// (``SocketError/invalidArgument(_:)``), as Python's `recv_into`.
     public func recv(into buffer: inout [UInt8], count: Int? = nil, flags: Int32 = 0) throws -> Int {
-        let n = min(count ?? buffer.count, buffer.count)
+        let n = try checkedCount(count, buffer.count)
         return try buffer.withUnsafeMutableBytes { try recv(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), flags: flags) }
     }
 
@@ -378,7 +444,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     public func send(_ bytes: UnsafeRawBufferPointer, flags: Int32 = 0) throws -> Int {
         var deadline: UInt64 = 0
         return try io("send", events: Int16(POLLOUT), deadline: &deadline) { fd in
-            Glibc_or_Darwin_send(fd, bytes.baseAddress, bytes.count, flags | Sys.noSignal)
+            Sys.send(fd, bytes.baseAddress, bytes.count, flags)
         }
     }
 
@@ -388,18 +454,13 @@ public final class Socket: Sendable, CustomStringConvertible {
     }
 
     /// Sends every byte, looping over partial sends (Python's `sendall`).
-    /// Under a time-out, the deadline covers the whole call.
+    /// Under a time-out, the deadline covers the whole call. If it fails
+    /// part-way (a time-out; a non-blocking socket whose buffer is full:
+    /// `Errno.wouldBlock`), the error's ``SocketError/bytesSent`` says how
+    /// many bytes went out.
     public func sendAll(_ bytes: UnsafeRawBufferPointer, flags: Int32 = 0) throws {
         var deadline: UInt64 = 0
-        if flags == 0 { return try sendAll(bytes, deadline: &deadline) }
-        var offset = 0
-        while offset < bytes.count {
-            if offset > 0 { startDeadline(&deadline) }  // a partial send: the rest shares one deadline
-            let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
-            offset += try io("send", events: Int16(POLLOUT), deadline: &deadline) { fd in
-                Glibc_or_Darwin_send(fd, rest.baseAddress, rest.count, flags | Sys.noSignal)
-            }
-        }
+        try sendEvery(bytes, flags: flags, deadline: &deadline)
     }
 
     /// Sends every byte of an array (Python's `sendall`).
@@ -429,15 +490,17 @@ public final class Socket: Sendable, CustomStringConvertible {
         let (n, sender) = try SocketAddress.receiving { sa, len in
             try io("recvfrom", events: Int16(POLLIN), deadline: &deadline) { fd in
                 len.pointee = SocketAddress.storageSize
-                return Glibc_or_Darwin_recvfrom(fd, buffer.baseAddress, buffer.count, flags, sa, len)
+                return Sys.recvfrom(fd, buffer.baseAddress, buffer.count, flags, sa, len)
             }
         }
         return (n, sender ?? .unnamedUnix)
     }
 
-    /// Receives one datagram into `buffer` (all of it, or its first `count` bytes).
+    /// Receives one datagram into `buffer` (all of it, or its first `count`
+    /// bytes). A count over the buffer's size, or negative, is refused
+    /// (``SocketError/invalidArgument(_:)``), as Python's `recvfrom_into`.
     public func recvFrom(into buffer: inout [UInt8], count: Int? = nil, flags: Int32 = 0) throws -> (Int, SocketAddress) {
-        let n = min(count ?? buffer.count, buffer.count)
+        let n = try checkedCount(count, buffer.count)
         return try buffer.withUnsafeMutableBytes { try recvFrom(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<n]), flags: flags) }
     }
 
@@ -446,7 +509,7 @@ public final class Socket: Sendable, CustomStringConvertible {
         var deadline: UInt64 = 0
         return try address.withSockAddr { sa, salen in
             try io("sendto", events: Int16(POLLOUT), address: address, deadline: &deadline) { fd in
-                Glibc_or_Darwin_sendto(fd, bytes.baseAddress, bytes.count, flags | Sys.noSignal, sa, salen)
+                Sys.sendto(fd, bytes.baseAddress, bytes.count, flags, sa, salen)
             }
         }
     }
@@ -461,19 +524,23 @@ public final class Socket: Sendable, CustomStringConvertible {
 
     /// The socket's own address (`getsockname(2)`).
     public func localAddress() throws -> SocketAddress {
-        try address(of: "getsockname") { getsockname($0, $1, $2) }
+        try address(of: "getsockname") { fd, sa, len in try Sys.getsockname(fd, sa, len) }
     }
 
     /// The connected peer's address (`getpeername(2)`).
     public func peerAddress() throws -> SocketAddress {
-        try address(of: "getpeername") { getpeername($0, $1, $2) }
+        try address(of: "getpeername") { fd, sa, len in try Sys.getpeername(fd, sa, len) }
     }
 
     private func address(of operation: String,
-                         _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> Int32) throws -> SocketAddress {
+                         _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) throws -> Void) throws -> SocketAddress {
         let fd = try fd(operation)
-        let (r, address) = SocketAddress.receiving { call(fd, $0, $1) }
-        if r != 0 { throw SocketError.fromErrno(operation) }
+        let address: SocketAddress?
+        do {
+            (_, address) = try SocketAddress.receiving { sa, len in try call(fd, sa, len) }
+        } catch let error as Errno {
+            throw SocketError(error, operation: operation)
+        }
         guard let address else {
             throw SocketError.system(.addressFamilyNotSupported, operation: operation, address: nil)
         }
@@ -484,13 +551,13 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// blocked in `recv` on this socket.
     public func shutdown(_ how: ShutdownHow) throws {
         let fd = try fd("shutdown")
-        let h: Int32
+        let h: Sys.ShutdownHow
         switch how {
-        case .read: h = Int32(SHUT_RD)
-        case .write: h = Int32(SHUT_WR)
-        case .both: h = Int32(SHUT_RDWR)
+        case .read: h = .read
+        case .write: h = .write
+        case .both: h = .both
         }
-        if Glibc_or_Darwin_shutdown(fd, h) != 0 { throw SocketError.fromErrno("shutdown") }
+        do { try Sys.shutdown(fd, h) } catch { throw SocketError(error, operation: "shutdown") }
     }
 
     /// Python's `repr`: `<Socket fd=5 family=AF_INET type=SOCK_STREAM proto=6
@@ -508,15 +575,19 @@ public final class Socket: Sendable, CustomStringConvertible {
     // MARK: - Module functions
 
     /// A connected pair of sockets (`socketpair(2)`, Python's `socket.socketpair`).
+    /// `SOCK_NONBLOCK` in `type` makes both non-blocking, as in ``init(family:type:proto:)``.
     public static func pair(family: AddressFamily = .unix, type: SocketType = .stream, proto: Int32 = 0) throws -> (Socket, Socket) {
-        var fds: [Int32] = [-1, -1]
-        guard Sys.socketpair(family.rawValue, type.rawValue, proto, &fds) == 0 else {
-            throw SocketError.fromErrno("socketpair")
+        let fds: (Int32, Int32)
+        do { fds = try Sys.socketpair(family.rawValue, type.rawValue, proto) } catch {
+            throw SocketError(error, operation: "socketpair")
         }
-        let a = Socket(adopting: fds[0], family: family, type: type, proto: proto)
-        let b = Socket(adopting: fds[1], family: family, type: type, proto: proto)
-        try a.applyDefaultTimeout()
-        try b.applyDefaultTimeout()
+        let nonBlocking = type.rawValue & Sys.sockNonBlock != 0
+        let a = Socket(adopting: fds.0, family: family, type: type.withoutFlags, proto: proto, nonBlocking: nonBlocking)
+        let b = Socket(adopting: fds.1, family: family, type: type.withoutFlags, proto: proto, nonBlocking: nonBlocking)
+        if !nonBlocking {
+            try a.applyDefaultTimeout()
+            try b.applyDefaultTimeout()
+        }
         return (a, b)
     }
 
@@ -527,7 +598,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     public static func createConnection(host: String, port: Int, timeout: Double? = Socket.defaultTimeout,
                                         sourceAddress: SocketAddress? = nil) throws -> Socket {
         let infos = try Resolver.addressInfo(host: host, port: String(port), type: .stream)
-        var lastError: Error = SocketError.addressResolution(code: EAI_NONAME, message: "no address found", host: host)
+        var lastError: Error = SocketError.addressResolution(code: Sys.ResolveFailure.noNameCode, message: "no address found", host: host)
         for info in infos {
             var socket: Socket?
             do {
@@ -562,8 +633,7 @@ public final class Socket: Sendable, CustomStringConvertible {
 
     /// Whether this machine can make IPv6 sockets (Python's `socket.has_ipv6`).
     public static let hasIPv6: Bool = {
-        let fd = Sys.socket(AF_INET6, Sys.sockStream, 0)
-        if fd < 0 { return false }
+        guard let fd = try? Sys.socket(AF_INET6, Sys.sockStream, 0) else { return false }
         Sys.close(fd)
         return true
     }()
@@ -577,14 +647,16 @@ func withBytes<Bytes: Sequence<UInt8>, R>(_ bytes: Bytes, _ body: (UnsafeRawBuff
     return try Array(bytes).withUnsafeBytes { try body($0) }
 }
 
-// Module-qualified shims: `Socket` has methods of the same names.
-@inline(__always) func Glibc_or_Darwin_bind(_ fd: Int32, _ a: UnsafePointer<sockaddr>, _ l: socklen_t) -> Int32 { bind(fd, a, l) }
-@inline(__always) func Glibc_or_Darwin_listen(_ fd: Int32, _ b: Int32) -> Int32 { listen(fd, b) }
-@inline(__always) func Glibc_or_Darwin_connect(_ fd: Int32, _ a: UnsafePointer<sockaddr>, _ l: socklen_t) -> Int32 { connect(fd, a, l) }
-@inline(__always) func Glibc_or_Darwin_recv(_ fd: Int32, _ p: UnsafeMutableRawPointer?, _ n: Int, _ f: Int32) -> Int { recv(fd, p, n, f) }
-@inline(__always) func Glibc_or_Darwin_send(_ fd: Int32, _ p: UnsafeRawPointer?, _ n: Int, _ f: Int32) -> Int { send(fd, p, n, f) }
-@inline(__always) func Glibc_or_Darwin_recvfrom(_ fd: Int32, _ p: UnsafeMutableRawPointer?, _ n: Int, _ f: Int32,
-                                                _ a: UnsafeMutablePointer<sockaddr>, _ l: UnsafeMutablePointer<socklen_t>) -> Int { recvfrom(fd, p, n, f, a, l) }
-@inline(__always) func Glibc_or_Darwin_sendto(_ fd: Int32, _ p: UnsafeRawPointer?, _ n: Int, _ f: Int32,
-                                              _ a: UnsafePointer<sockaddr>, _ l: socklen_t) -> Int { sendto(fd, p, n, f, a, l) }
-@inline(__always) func Glibc_or_Darwin_shutdown(_ fd: Int32, _ h: Int32) -> Int32 { shutdown(fd, h) }
+/// The count of bytes to receive into a buffer of `size`: `count`, or
+/// all of it; a count over the size or negative is refused, as in Python.
+func checkedCount(_ count: Int?, _ size: Int) throws -> Int {
+    guard let count else { return size }
+    guard count >= 0 else { throw SocketError.invalidArgument("negative buffer size \(count)") }
+    guard count <= size else { throw SocketError.invalidArgument("count \(count) is over the buffer's \(size) bytes") }
+    return count
+}
+
+extension SocketType {
+    /// The type without the `SOCK_NONBLOCK` and `SOCK_CLOEXEC` flags.
+    var withoutFlags: SocketType { SocketType(rawValue: rawValue & ~(Sys.sockNonBlock | Sys.sockCloexec)) }
+}

@@ -1,9 +1,5 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// An address family (Python's `AF_*`).
@@ -88,19 +84,18 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         case "", "0.0.0.0": sin.sin_addr.s_addr = INADDR_ANY
         case "<broadcast>": sin.sin_addr.s_addr = INADDR_BROADCAST
         default:
-            guard inet_pton(AF_INET, host, &sin.sin_addr) == 1 else {
+            guard Sys.inetPton(AF_INET, host, &sin.sin_addr) else {
                 throw SocketError.invalidArgument("\(host) is not a numeric IPv4 address")
             }
         }
-        #if canImport(Darwin)
-        sin.sin_len = UInt8(MemoryLayout<sockaddr_in>.size)
-        #endif
         storage = .v4(sin)
     }
 
     /// An IPv6 address from its numeric form (`"::1"`, `"fe80::1%eth0"`; `""` means any).
+    /// The flow information has 20 bits: a larger one is refused, as in Python.
     public init(ipv6 host: String, port: Int, flowInfo: UInt32 = 0, scopeID: UInt32 = 0) throws {
         guard (0...65535).contains(port) else { throw SocketError.invalidArgument("port \(port) is not in 0...65535") }
+        guard flowInfo <= 0xF_FFFF else { throw SocketError.invalidArgument("flow info \(flowInfo) is not in 0...1048575") }
         var sin6 = sockaddr_in6()
         sin6.sin6_family = sa_family_t(AF_INET6)
         sin6.sin6_port = UInt16(port).bigEndian
@@ -110,26 +105,27 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         if let percent = host.firstIndex(of: "%") {
             text = String(host[..<percent])
             let zone = String(host[host.index(after: percent)...])
-            let index = if_nametoindex(zone)
+            let index = Sys.interfaceIndex(zone)
             if index != 0 { sin6.sin6_scope_id = index } else if let n = UInt32(zone) { sin6.sin6_scope_id = n } else {
                 throw SocketError.invalidArgument("unknown IPv6 zone \(zone)")
             }
         }
         if !text.isEmpty && text != "::" {
-            guard inet_pton(AF_INET6, text, &sin6.sin6_addr) == 1 else {
+            guard Sys.inetPton(AF_INET6, text, &sin6.sin6_addr) else {
                 throw SocketError.invalidArgument("\(host) is not a numeric IPv6 address")
             }
         }
-        #if canImport(Darwin)
-        sin6.sin6_len = UInt8(MemoryLayout<sockaddr_in6>.size)
-        #endif
         storage = .v6(sin6)
     }
 
-    /// A Unix socket path. A path starting with `"\0"` is a Linux abstract address.
+    /// A Unix socket path. A path starting with `"\0"` is a Linux abstract
+    /// address. A path takes at most 107 bytes (room for its NUL); an
+    /// abstract name, which needs no NUL, 108, as in Python.
     public init(unixPath path: String) throws {
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: sockaddr_un().sun_path) else {
+        let room = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
+        let abstract = bytes.first == 0
+        guard abstract ? bytes.count <= room : bytes.count < room else {
             throw SocketError.invalidArgument("unix socket path is too long (\(bytes.count) bytes)")
         }
         storage = .unix(bytes)
@@ -146,9 +142,9 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         if family != .inet, let a = try? SocketAddress(ipv6: host, port: port) { return a }
         guard (0...65535).contains(port) else { throw SocketError.invalidArgument("port \(port) is not in 0...65535") }
         let infos = try Resolver.addressInfo(host: host, port: String(port), family: family, type: type,
-                                             flags: passive ? Int32(AI_PASSIVE) : 0)
+                                             flags: passive ? Sys.passiveFlag : 0)
         guard let first = infos.first else {
-            throw SocketError.addressResolution(code: EAI_NONAME, message: "no address found", host: host)
+            throw SocketError.addressResolution(code: Sys.ResolveFailure.noNameCode, message: "no address found", host: host)
         }
         return first.address
     }
@@ -166,13 +162,9 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     public var host: String? {
         switch storage {
         case .v4(var sin):
-            var buf = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-            inet_ntop(AF_INET, &sin.sin_addr, &buf, socklen_t(buf.count))
-            return cString(buf)
+            return Sys.inetNtop(AF_INET, &sin.sin_addr) ?? ""
         case .v6(var sin6):
-            var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-            inet_ntop(AF_INET6, &sin6.sin6_addr, &buf, socklen_t(buf.count))
-            return cString(buf)
+            return Sys.inetNtop(AF_INET6, &sin6.sin6_addr) ?? ""
         case .unix:
             return nil
         }
@@ -232,10 +224,10 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         switch (a.storage, b.storage) {
         case (.v4(let x), .v4(let y)):
             return x.sin_port == y.sin_port && x.sin_addr.s_addr == y.sin_addr.s_addr
-        case (.v6(var x), .v6(var y)):
+        case (.v6(let x), .v6(let y)):
             return x.sin6_port == y.sin6_port && x.sin6_scope_id == y.sin6_scope_id
                 && x.sin6_flowinfo == y.sin6_flowinfo
-                && memcmp(&x.sin6_addr, &y.sin6_addr, MemoryLayout<in6_addr>.size) == 0
+                && withUnsafeBytes(of: x.sin6_addr) { a in withUnsafeBytes(of: y.sin6_addr) { b in a.elementsEqual(b) } }
         case (.unix(let x), .unix(let y)):
             return x == y
         default:
@@ -277,9 +269,6 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
             withUnsafeMutableBytes(of: &sun.sun_path) { raw in
                 raw.copyBytes(from: bytes)
             }
-            #if canImport(Darwin)
-            sun.sun_len = UInt8(MemoryLayout<sockaddr_un>.size)
-            #endif
             // Abstract addresses have an exact length; paths include their NUL;
             // the empty path is the family alone, which makes `bind` pick a
             // unique abstract name on Linux (Python's `bind('')`).

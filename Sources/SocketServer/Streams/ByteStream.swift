@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The bytes of one connection, as the buffered streams read and write
 /// them: a ``Socket`` is one; a TLS session over a socket
 /// (`SocketServerTLS`) is another.
@@ -59,27 +51,12 @@ extension Socket: ByteStream {
 
     /// A receive with `MSG_DONTWAIT`: nil when no byte is there.
     public func receiveNow(into buffer: UnsafeMutableRawBufferPointer) throws -> Int? {
-        let fd = try fd("recv")
-        while true {
-            let n = Glibc_or_Darwin_recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
-            if n >= 0 { return n }
-            let e = Sys.errno
-            if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK { return nil }
-            throw SocketError.system(Errno(e), operation: "recv", address: nil)
-        }
+        try recvNow(into: buffer)
     }
 
     /// Sends every byte; the deadline covers the whole call.
     public func sendAll(_ bytes: UnsafeRawBufferPointer, deadline: inout UInt64) throws {
-        var offset = 0
-        while offset < bytes.count {
-            if offset > 0 { startDeadline(&deadline) }  // a partial send: the rest shares one deadline
-            let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
-            offset += try io("send", events: Int16(POLLOUT), deadline: &deadline) { fd in
-                Glibc_or_Darwin_send(fd, rest.baseAddress, rest.count, Sys.noSignal)
-            }
-        }
+        try sendEvery(bytes, flags: 0, deadline: &deadline)
     }
 
     /// Now on the monotonic clock, in nanoseconds: the clock of stream deadlines.

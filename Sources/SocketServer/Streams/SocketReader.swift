@@ -1,9 +1,5 @@
 #if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
+@preconcurrency import Glibc  // memchr
 #endif
 
 /// Errors of the buffered streams (beyond the socket's own ``SocketError``).
@@ -35,6 +31,10 @@ public enum StreamError: Error, Sendable, Equatable, CustomStringConvertible {
 ///   time; the line end is found with `memchr`, and bytes already scanned
 ///   are not scanned again, so a long line arriving in pieces costs linear
 ///   time.
+/// - Unbuffered (`bufferSize` 0, Python's `makefile('rb', buffering=0)`):
+///   the reader never takes a byte from the socket that the call does not
+///   return, so another reader (or `recv`) made later starts exactly where
+///   it stopped. A line is then read one byte per `recv`, as in Python.
 /// - A time-out (the socket's) leaves the reader usable: nothing read is
 ///   lost (a ``read(_:)`` or ``readAll()`` that fails part-way puts back what
 ///   it had taken), and the next call goes on where it stopped.
@@ -58,8 +58,11 @@ public final class SocketReader {
     private let direct: Unmanaged<Socket>?
     /// The socket beneath the stream; nil for a reader over bytes in memory.
     public var socket: Socket? { stream?.socket }
-    /// The size of one refill.
+    /// The size of one refill (1 for an unbuffered reader).
     public let bufferSize: Int
+    /// Whether the reader was made unbuffered (`bufferSize` 0): it never
+    /// receives more than the call in progress returns.
+    public let isUnbuffered: Bool
 
     private var storage: UnsafeMutableRawPointer?
     private var capacity = 0
@@ -88,11 +91,12 @@ public final class SocketReader {
     /// ``pairedWriter`` without a retain per use (``pairedWriter`` holds it).
     private var writerRef: Unmanaged<SocketWriter>?
 
-    /// A reader over `socket` with the given refill size.
+    /// A reader over `socket` with the given refill size; 0 makes it unbuffered.
     public init(_ socket: Socket, bufferSize: Int = SocketReader.defaultBufferSize) {
         self.stream = socket
         self.direct = Unmanaged.passUnretained(socket)
         self.bufferSize = max(1, bufferSize)
+        self.isUnbuffered = bufferSize <= 0
     }
 
     /// A reader over any byte stream (a TLS session, say) with the given
@@ -102,6 +106,7 @@ public final class SocketReader {
         self.stream = stream
         self.direct = (stream as? Socket).map { Unmanaged.passUnretained($0) }
         self.bufferSize = max(1, bufferSize)
+        self.isUnbuffered = bufferSize <= 0
         if !buffered.isEmpty { unread(buffered) }
     }
 
@@ -111,6 +116,7 @@ public final class SocketReader {
         self.direct = nil
         let array = Array(bytes)
         self.bufferSize = max(1, array.count)
+        self.isUnbuffered = false
         if !array.isEmpty {
             storage = UnsafeMutableRawPointer.allocate(byteCount: array.count, alignment: 16)
             capacity = array.count
@@ -243,7 +249,8 @@ public final class SocketReader {
                 scanned = end
                 return range
             }
-            try fill(atLeast: limit)
+            // Unbuffered: one byte at a time, so nothing past the LF is taken.
+            try fill(atLeast: limit, atMost: 1)
         }
     }
 
@@ -334,7 +341,7 @@ public final class SocketReader {
         callReceived = false
         if closed { throw SocketError.closed(operation: "read") }
         guard maxCount > 0 else { return [] }
-        if start == end && !atEOF { try fill(atLeast: 1) }
+        if start == end && !atEOF { try fill(atLeast: 1, atMost: maxCount) }
         let n = min(end - start, maxCount)
         guard n > 0 else { return [] }
         let bytes = Array(UnsafeRawBufferPointer(start: storage! + start, count: n))
@@ -369,7 +376,7 @@ public final class SocketReader {
         callDeadline = 0
         callReceived = false
         if closed { throw SocketError.closed(operation: "peek") }
-        if start == end && !atEOF { try fill(atLeast: 1) }
+        if start == end && !atEOF { try fill(atLeast: 1, atMost: 1) }
         let n = min(end - start, maxCount)
         return n > 0 ? Array(UnsafeRawBufferPointer(start: storage! + start, count: n)) : []
     }
@@ -408,8 +415,9 @@ public final class SocketReader {
 
     /// Makes room and receives once. `want` is how many bytes the caller
     /// needs buffered at most; the buffer grows toward it, never past it or
-    /// the refill size, whichever is larger.
-    private func fill(atLeast want: Int) throws {
+    /// the refill size, whichever is larger. An unbuffered reader receives
+    /// at most `most` bytes: what the call can return.
+    private func fill(atLeast want: Int, atMost most: Int = .max) throws {
         if storage == nil {
             // Start small: an idle or chatty connection needs little, and
             // small buffers pack densely (ten thousand idle connections).
@@ -430,7 +438,7 @@ public final class SocketReader {
                 resize(to: newCapacity)
             }
         }
-        let space = capacity - end
+        let space = isUnbuffered ? min(capacity - end, most) : capacity - end
         let n = try receive(into: UnsafeMutableRawBufferPointer(start: storage! + end, count: space))
         lastReceiveFilled = n == space
         if n == 0 { atEOF = true }

@@ -5,14 +5,19 @@
 ///   ``flush()`` is called; a write larger than the buffer goes straight out.
 /// - Unbuffered (`bufferSize == 0`): every write is one `sendAll`, as
 ///   Python's `wbufsize = 0`.
+/// - On a non-blocking socket (time-out 0), a write or flush that meets a
+///   full send buffer throws `Errno.wouldBlock` with the count that went
+///   out (``SocketError/bytesSent``, Python's
+///   `BlockingIOError.characters_written`); that error is not sticky, and a
+///   buffered writer keeps the bytes not sent for the next flush.
 /// - Paired with a reader (``Socket/makeStreams(readBufferSize:writeBufferSize:)``,
 ///   the handlers' `rfile`/`wfile`): a write is sent at once unless more
 ///   input is already buffered, and whatever is pending is sent before the
 ///   reader would wait for the peer. A request/response exchange therefore
 ///   costs one `send` per reply, and pipelined requests get their replies
 ///   batched into one `send`.
-/// - Errors are sticky: once a send failed, every later write and flush
-///   throws the same error (the connection is broken; nothing is retried).
+/// - Other errors are sticky: once a send failed, every later write and
+///   flush throws the same error (the connection is broken; nothing is retried).
 ///
 /// Not for concurrent use from several threads.
 public final class SocketWriter {
@@ -150,7 +155,15 @@ public final class SocketWriter {
         guard hasStream, count > 0 else { return }
         let n = count
         count = 0
-        try send(UnsafeRawBufferPointer(start: storage, count: n))
+        do {
+            try send(UnsafeRawBufferPointer(start: storage, count: n))
+        } catch let error as SocketError where error.errno == .wouldBlock {
+            // Non-blocking and full: keep what did not go out, in order.
+            let sent = min(error.bytesSent ?? 0, n)
+            if sent < n, let storage { storage.copyMemory(from: storage + sent, byteCount: n - sent) }
+            count = n - sent
+            throw error
+        }
     }
 
     /// Flushes, then refuses further writes. The socket stays open.
@@ -174,7 +187,8 @@ public final class SocketWriter {
             }
             sent &+= UInt64(bytes.count)
         } catch {
-            stickyError = error
+            // A full buffer of a non-blocking socket breaks nothing.
+            if (error as? SocketError)?.errno != .wouldBlock { stickyError = error }
             throw error
         }
     }

@@ -1,9 +1,5 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// A system error number, with its symbolic name and the system's message.
@@ -14,13 +10,27 @@ import Darwin
 /// do { try socket.connect(to: address) }
 /// catch Errno.connectionRefused { print("nobody listens there") }
 /// ```
+///
+/// An `Errno` thrown by the library's platform layer names the system call
+/// that failed (``call``); two `Errno`s are equal when their numbers are,
+/// whatever the call.
 public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     /// The error number, as `errno` holds it.
     public let rawValue: Int32
     /// The error with this number.
-    public init(rawValue: Int32) { self.rawValue = rawValue }
+    public init(rawValue: Int32) { self.rawValue = rawValue; self.callName = nil }
     /// The error with this number: `Errno(ECONNRESET)`.
-    public init(_ rawValue: Int32) { self.rawValue = rawValue }
+    public init(_ rawValue: Int32) { self.rawValue = rawValue; self.callName = nil }
+    /// The error number a call failed with.
+    public init(_ rawValue: Int32, call: StaticString) { self.rawValue = rawValue; self.callName = call }
+    /// A static string, so that making an `Errno` never allocates.
+    private let callName: StaticString?
+
+    /// The system call that failed, when this error came from one (`"poll"`).
+    public var call: String? { callName.map { "\($0)" } }
+
+    public static func == (a: Errno, b: Errno) -> Bool { a.rawValue == b.rawValue }
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
 
     /// The error number the last failed call of this thread left.
     static var current: Errno { Errno(Sys.errno) }
@@ -37,7 +47,7 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public var name: String { Errno.names[rawValue] ?? "E\(rawValue)" }
 
     /// `Connection refused (ECONNREFUSED)`
-    public var description: String { "\(message) (\(name))" }
+    public var description: String { "\(call.map { "\($0): " } ?? "")\(message) (\(name))" }
 
     /// `EACCES`: permission denied.
     public static let permissionDenied = Errno(EACCES)
@@ -49,10 +59,9 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let interrupted = Errno(EINTR)
     /// `EBADF`: not an open file descriptor.
     public static let badFileDescriptor = Errno(EBADF)
-    /// `EAGAIN`/`EWOULDBLOCK`: a non-blocking call would block (the same number as ``resourceTemporarilyUnavailable`` and ``tryAgain``).
+    /// `EAGAIN`/`EWOULDBLOCK` (one number on Linux): a non-blocking call would
+    /// block, or a resource is temporarily unavailable (out of threads, say).
     public static let wouldBlock = Errno(EAGAIN)
-    /// `EAGAIN`: the resource is temporarily unavailable (out of threads, say; the same number as ``wouldBlock``).
-    public static let resourceTemporarilyUnavailable = Errno(EAGAIN)
     /// `EINPROGRESS`: a non-blocking connect is under way.
     public static let inProgress = Errno(EINPROGRESS)
     /// `EALREADY`: an earlier non-blocking connect is still under way.
@@ -97,6 +106,8 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let notSocket = Errno(ENOTSOCK)
     /// `EMSGSIZE`: the datagram is too long to send in one piece.
     public static let messageTooLong = Errno(EMSGSIZE)
+    /// `EDESTADDRREQ`: a datagram socket with no peer was sent to without an address.
+    public static let destinationAddressRequired = Errno(EDESTADDRREQ)
     /// `EPROTONOSUPPORT`: the protocol is not supported.
     public static let protocolNotSupported = Errno(EPROTONOSUPPORT)
     /// `EOPNOTSUPP`: the operation is not supported on this socket.
@@ -107,8 +118,6 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let notDirectory = Errno(ENOTDIR)
     /// `EISDIR`: is a directory.
     public static let isDirectory = Errno(EISDIR)
-    /// `EAGAIN`: try again (the same number as ``wouldBlock``).
-    public static let tryAgain = Errno(EAGAIN)
     /// `ECHILD`: no child process to wait for.
     public static let noChildProcesses = Errno(ECHILD)
 
@@ -116,7 +125,7 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     /// that carries that error number.
     public static func ~= (pattern: Errno, error: any Error) -> Bool {
         if let e = error as? Errno { return e == pattern }
-        if let e = error as? SocketError { return e.errno == pattern }
+        if let e = error as? any CarriesErrno { return e.errno == pattern }
         return false
     }
 
@@ -152,3 +161,9 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
 }
 
 extension Errno: Error {}
+
+/// An error of a higher layer that carries an error number
+/// (``SocketError``, ``ServerError``): what `catch Errno.x` looks into.
+protocol CarriesErrno: Error {
+    var errno: Errno? { get }
+}
