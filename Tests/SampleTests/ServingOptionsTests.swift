@@ -101,10 +101,25 @@ struct ServingOptionsTLSTests {
         }
     }
 
-    @Test(.enabled(if: havePrograms("openssl")))
-    func timestampClientWithCA() throws {
+    /// A PROXY header comes before the TLS ClientHello.
+    @Test(.enabled(if: havePrograms("openssl", "python3")))
+    func tlsBehindAProxy() throws {
         let certs = try SampleCertificates.get()
-        let server = try ServerProcess("timestamp-server", certs.serverOptions)
+        let server = try ServerProcess("echo-server", certs.serverOptions + ["--proxy-protocol", "127.0.0.1", "--log-format", "logfmt"])
+        let (code, out, err) = try runProgram("python3", ["-c", pythonTLSClient, certs.ca, "\(server.port)", "proxied", proxyV1])
+        #expect(code == 0 && out == "TLSv1.3\nproxied\n", "\(err)")
+        #expect(eventually { !logRecords(server.stderr, event: "connection.closed").isEmpty })
+        let log = stopped(server)
+        let r = logRecords(log, event: "connection.closed").first ?? [:]
+        #expect(r["peer"] == "203.0.113.7:40000" && r["via"]?.hasPrefix("127.0.0.1:") == true && r["tls"] == "TLSv1.3"
+                && r["out"] == "8" && r["outcome"] == "completed", "\(log)")
+        #expect(r["in"] == "8", "\(log)")  // over TLS the header is not counted (the TLS stream has its own reader)
+    }
+
+    @Test(.enabled(if: havePrograms("openssl")), arguments: serverModes)
+    func timestampClientWithCA(_ mode: String) throws {
+        let certs = try SampleCertificates.get()
+        let server = try ServerProcess("timestamp-server", certs.serverOptions + ["--mode", mode])
         #expect(server.listeningLine == "listening on 127.0.0.1:\(server.port)")
         for extra in [[], ["--server-name", "localhost"], ["--host", "localhost"]] {
             let (code, out, err) = try runProgram("timestamp-client", ["--port", "\(server.port)", "--ca", certs.ca] + extra,

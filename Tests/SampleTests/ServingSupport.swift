@@ -193,13 +193,15 @@ func freePort() throws -> Int {
 }
 
 /// A python3 TLS client: connects to 127.0.0.1:PORT trusting CA, checks
-/// the name `localhost`, sends LINE and prints the TLS version, then the
-/// reply line.
+/// the name `localhost` (after sending HEADER in the clear, if given),
+/// sends LINE and prints the TLS version, then the reply line.
 let pythonTLSClient = """
     import socket, ssl, sys
     ca, port, line = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     ctx = ssl.create_default_context(cafile=ca)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        if len(sys.argv) > 4:
+            raw.sendall(sys.argv[4].encode())  # a PROXY header before the ClientHello
         with ctx.wrap_socket(raw, server_hostname="localhost") as s:
             s.sendall(line.encode() + b"\\n")
             data = b""
