@@ -43,9 +43,18 @@ final class TimestampHandler: StreamRequestHandler {
     override var timeout: Double? { 300 }
 
     override func handle() throws {
-        log("connected from \(clientAddress)", event: "connection.opened", fields: [LogField("peer", "\(clientAddress)")])
+        // A proxy's health check (a PROXY LOCAL header) that closes right
+        // after it is not news: it is announced only once it sends a line.
+        var announced = false
+        func announce() {
+            if announced { return }
+            announced = true
+            log("connected from \(clientAddress)", event: "connection.opened", fields: [LogField("peer", "\(clientAddress)")])
+        }
+        if !isHealthCheck { announce() }
         try answeringLongLines {
             while let line = try rfile.readLine(maxLength: 65536) {
+                announce()
                 try wfile.write(stamped(lineContent(line)))
             }
         }

@@ -151,7 +151,8 @@ final class Proc {
         self.name = name
         scratch = try TempDir()
         stderrPath = scratch.file("stderr")
-        let executable = binDirectory + "/" + name
+        // A sample by name, or any program by its absolute path (openssl, python3).
+        let executable = name.hasPrefix("/") ? name : binDirectory + "/" + name
         // In another directory: through the shell, `cd DIR && exec SAMPLE ARGS`.
         let (program, argumentList) = directory.map {
             ("/bin/sh", ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0, executable] + arguments)
