@@ -393,11 +393,9 @@ struct ServingOptionsProxyTests {
             #expect(closed.count == 2, "\(name): \(log)")
             let checks = closed.filter { $0["peer"] == checkPeer }
             #expect(checks.count == 1 && checks.first?["level"] == "debug", "\(name): \(log)")
-            // Library bug (see the notes): a LOCAL connection names itself as
-            // its proxy (`via=` its own address) and counts the header in `in=`.
-            withKnownIssue("a LOCAL connection logs via= and in=16") {
-                #expect(checks.first?["via"] == nil && checks.first?["in"] == "0", "\(name): \(log)")
-            }
+            // A LOCAL connection has no proxy in front of another client,
+            // and its header is not counted as data.
+            #expect(checks.first?["via"] == nil && checks.first?["in"] == "0", "\(name): \(log)")
             #expect(lines.filter { $0.contains(checkPeer) }.count == 1, "\(name): \(log)")
         } else {
             #expect(lines.allSatisfy { $0.contains("203.0.113.9:1234") }, "\(name): \(log)")
@@ -535,10 +533,8 @@ struct ServingOptionsLogTests {
         let r = closed.first ?? [:]
         #expect(r["peer"] == "203.0.113.7:40000" && r["via"] == proxyPeer, "\(log)")
         #expect(r["out"] == "\(reply.count)" && r["outcome"] == "completed", "\(log)")
-        // Library bug (see the notes): the PROXY header is counted in `in=`.
-        withKnownIssue("in= counts the PROXY header (\(proxyV1.utf8.count) bytes) too") {
-            #expect(r["in"] == "5", "\(log)")
-        }
+        // The PROXY header is not counted in `in=`.
+        #expect(r["in"] == "5", "\(log)")
         // The sample's own line is logfmt too, with the proxied client.
         let opened = log.split(separator: "\n").first.map(String.init) ?? ""
         #expect(parseLogfmt(opened) != nil && opened.contains("peer=203.0.113.7:40000"), "\(log)")

@@ -80,6 +80,9 @@ public struct ProxyProtocolStage: ConnectionStage {
             throw ProxyProtocolError.invalid("version \(header.version == .v1 ? 1 : 2) is not accepted")
         }
         connection[ProxyHeaderKey.self] = header
+        // The header is not the client's data: `in=` and the stats count
+        // from the bytes after it (which stay buffered in this reader).
+        reader.receivedCount = UInt64(reader.bufferedCount)
         if header.command == .proxy, header.family != .unspecified, let source = header.source {
             connection.clientAddress = source
         }
@@ -115,7 +118,10 @@ extension ConnectionContext {
 
     /// The proxy the connection came through: ``peerAddress`` when a
     /// header was read, else nil.
-    public var proxyAddress: SocketAddress? { proxyHeader == nil ? nil : peerAddress }
+    public var proxyAddress: SocketAddress? {
+        guard let header = proxyHeader, header.command == .proxy, clientAddress != peerAddress else { return nil }
+        return peerAddress
+    }
 
     /// Whether the connection is a proxy's health check: a LOCAL header
     /// (v2), or a v1 header that names the proxy's own connection (what
