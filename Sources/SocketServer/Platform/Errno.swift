@@ -29,7 +29,9 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     /// The system call that failed, when this error came from one (`"poll"`).
     public var call: String? { callName.map { "\($0)" } }
 
+    /// Equal when the numbers are: the call a value names does not count.
     public static func == (a: Errno, b: Errno) -> Bool { a.rawValue == b.rawValue }
+    /// Hashes the number alone, as ``==(_:_:)`` compares.
     public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
 
     /// The error number the last failed call of this thread left.

@@ -4,7 +4,7 @@
 /// connected to (``destination``), and in version 2 extra fields
 /// (``tlvs``: ALPN, authority, unique id, TLS details).
 ///
-/// Parse one with ``parse(_:maxLength:)`` (bytes in memory) or
+/// Parse one with `parse(_:maxLength:)` (bytes in memory) or
 /// ``read(from:timeout:maxLength:)`` (a connection); make one with
 /// ``encode(_:checksum:)``, for a client or a test standing in for a proxy:
 ///
@@ -15,7 +15,12 @@
 /// ```
 public struct ProxyHeader: Sendable, Hashable {
     /// The protocol version: 1 is a text line, 2 a binary block.
-    public enum Version: Sendable, Hashable { case v1, v2 }
+    public enum Version: Sendable, Hashable {
+        /// Version 1: one text line (`PROXY TCP4 ...`).
+        case v1
+        /// Version 2: a binary block after a 12-byte signature.
+        case v2
+    }
     /// What the proxy says about the connection.
     public enum Command: Sendable, Hashable {
         /// Made by the proxy itself (a health check): the real endpoints

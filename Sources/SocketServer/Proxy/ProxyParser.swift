@@ -6,7 +6,7 @@
 import Darwin
 #endif
 
-/// What ``ProxyHeader/parse(_:maxLength:)`` made of the bytes so far.
+/// What `ProxyHeader.parse(_:maxLength:)` made of the bytes so far.
 public enum ProxyParseResult: Sendable, Hashable {
     /// Valid so far, but not complete: at least this many bytes in all are
     /// needed before the parse can go on.

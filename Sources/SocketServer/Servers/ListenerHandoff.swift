@@ -27,7 +27,7 @@ import Darwin
 ///
 /// The exchange: the taker connects; the offerer sends one line,
 /// `LISTENERS n`, with the `n` descriptors attached; the taker answers
-/// `OK`, and only then does ``offer(_:at:timeout:)`` return. On Linux the
+/// `OK`, and only then does `offer(_:at:timeout:)` return. On Linux the
 /// offerer accepts only a taker of its own user (or root) (`SO_PEERCRED`);
 /// put the path in a directory only the service can reach.
 ///
@@ -74,7 +74,7 @@ public enum ListenerHandoff {
     }
 
     /// Offers a server's listening socket at `path` (see
-    /// ``offer(_:at:timeout:)``). A Unix server then no longer removes its
+    /// `offer(_:at:timeout:)`). A Unix server then no longer removes its
     /// socket file when closed: the new process serves on it.
     public static func offer(_ server: TCPServer, at path: String, timeout: Double? = nil) throws {
         try offer([server.socket], at: path, timeout: timeout)

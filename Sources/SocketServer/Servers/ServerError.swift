@@ -18,6 +18,7 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible, 
         /// A thread could not be started (`pthread_create` failed).
         public static let threadStart = Kind(name: "threadStart")
 
+        /// The kind's name (`threadStart`).
         public var description: String { name }
     }
 
@@ -28,6 +29,7 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible, 
     /// What was being done, as a phrase: `"serve forever"`, `"start thread"`.
     public let operation: String
 
+    /// An error of `kind` while doing `operation`.
     public init(kind: Kind, errno: Errno? = nil, operation: String) {
         self.kind = kind
         self.errno = errno
@@ -56,6 +58,7 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible, 
     /// For `catch ServerError.closed`.
     public static var closed: Kind { .closed }
 
+    /// What failed, and why, as one line.
     public var description: String {
         switch kind {
         case .alreadyServing: return "\(operation): serveForever is already running"

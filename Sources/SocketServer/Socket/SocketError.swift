@@ -37,6 +37,7 @@ public struct SocketError: Error, Sendable, Equatable, CustomStringConvertible, 
         /// An argument was not valid for this call (Python's `ValueError`).
         public static let invalidArgument = Kind(name: "invalidArgument")
 
+        /// The kind's name (`invalidArgument`).
         public var description: String { name }
     }
 
