@@ -58,6 +58,9 @@ def make_servers(args):
                max_conns=40),
         Server("echo-server-sync", "echo-server (sync)", [echo, "--mode", "sync"], echo,
                max_conns=1),
+        # Opt-in: the cost of a cap (--max-connections 64, policy wait) at
+        # rr C=256: the other 192 connections wait in the backlog.
+        Server("echo-server-capped", "echo-server (cap 64)", [echo, "--mode", "threading", "--max-connections", "64"], echo),
     ]
     # Opt-in: another build of echo-server, to measure a change before and
     # after in one run (--baseline-bin PATH, then --servers ...,echo-server-baseline).
