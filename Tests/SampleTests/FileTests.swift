@@ -41,6 +41,10 @@ final class FileServerFixture {
         try c.send("GET data.bin\n")
         #expect(try c.line() == "OK 100000")
         #expect(try c.read(100_000) == body)
+        // An empty file: the reply and nothing after it, and the
+        // connection goes on.
+        try c.send("GET b\n")
+        #expect(try c.line() == "OK 0")
         try c.send("LIST\n")
         #expect(try c.line(count: 4) == ["OK 3", "a~!# 1", "b 0", "data.bin 100000"])
         #expect(readFile(f.dir.file("data.bin")) == body)

@@ -265,7 +265,10 @@ struct ParitySocketTests {
         defer { close(fd) }
         let (a, b) = try SockKit.pair()
         defer { a.close(); b.close() }
-        SockKit.expectErrno([.invalidArgument]) { try a.sendFile(fd, count: 0) }
+        // Unlike Python (ValueError), a count of 0 sends nothing: the sample
+        // file server serves empty files with it.
+        #expect(try a.sendFile(fd, count: 0) == 0)
+        SockKit.expectErrno([.invalidArgument]) { try a.sendFile(fd, count: -1) }
     }
 }
 

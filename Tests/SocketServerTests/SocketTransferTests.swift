@@ -166,8 +166,10 @@ struct SocketTransferTests {
         #expect(try a.sendFile(fd, offset: size - 10, count: 100) == 10)
         #expect(try SockKit.recvExactly(b, 10) == SockKit.pattern(offset: size - 10, count: 10))
         #expect(try a.sendFile(fd, offset: size, count: 100) == 0)
-        // Python refuses a count of 0 (ValueError); so does sendFile.
-        SockKit.expectErrno([.invalidArgument]) { try a.sendFile(fd, offset: 0, count: 0) }
+        // A count of 0 sends nothing (Python raises ValueError: its None
+        // means "to the end"); an empty file is not an error here.
+        #expect(try a.sendFile(fd, offset: 0, count: 0) == 0)
+        #expect(try a.sendFile(fd, offset: size, count: 100) == 0)
 
         // As in Python, the file's offset is left after the last byte sent.
         #expect(lseek(fd, 0, SEEK_CUR) == off_t(size))

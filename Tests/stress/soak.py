@@ -372,8 +372,9 @@ def file_client(port, cid, seed, stop, stats):
                 body = rng.randbytes(size)
                 digest = hashlib.sha256(body).hexdigest()
                 s.sendall(f"PUT {name} {size}\n".encode())
-                if r.line() != b"READY\n":
-                    stats.error(f"file: PUT {name}: no READY")
+                ready = r.line()
+                if ready != b"READY\n":
+                    stats.error(f"file: PUT {name}: no READY, got {ready!r}")
                     return
                 s.sendall(body)
                 reply = r.line()
@@ -685,6 +686,14 @@ def main():
             print("FAIL")
             for f in failures[:30]:
                 print(f"  - {f}")
+            for name, srv in servers.items():
+                # Peers resetting is the abusers' doing; anything else may be the cause.
+                tail = [line for line in srv.stderr_text().splitlines()
+                        if "Connection reset by peer" not in line and "Broken pipe" not in line][-15:]
+                if tail:
+                    print(f"  {name}'s stderr, beyond resets and broken pipes:")
+                    for line in tail:
+                        print(f"    {line}")
             return 1
         print("PASS")
         return 0

@@ -12,13 +12,20 @@ extension Socket {
     /// As in Python, the file's offset is left after the last byte sent,
     /// also when the call fails part-way (so `lseek(fd, 0, SEEK_CUR)` tells
     /// how far it got; the error's ``SocketError/bytesSent`` says it too);
-    /// a non-blocking socket (time-out 0) and a `count` of 0 are refused up
-    /// front with ``SocketError/invalidArgument(_:)``.
+    /// a non-blocking socket (time-out 0) is refused up front with
+    /// ``SocketError/invalidArgument(_:)``. A `count` of 0 sends nothing and
+    /// returns 0 (Python raises `ValueError`, because its `None` means "to
+    /// the end"; here `count` is always given, and an empty file is not an
+    /// error).
     @discardableResult
     public func sendFile(_ fileDescriptor: Int32, offset: Int = 0, count: Int) throws -> Int {
         guard offset >= 0 else { throw SocketError.invalidArgument("negative offset \(offset)") }
-        guard count > 0 else { throw SocketError.invalidArgument("count must be a positive integer (got \(count))") }
+        guard count >= 0 else { throw SocketError.invalidArgument("negative count \(count)") }
         guard timeout != 0 else { throw SocketError.invalidArgument("sendFile on a non-blocking socket") }
+        if count == 0 {
+            try? Sys.seek(fileDescriptor, to: Int64(offset))
+            return 0
+        }
         var position = Int64(offset)
         var sent = 0
         defer { try? Sys.seek(fileDescriptor, to: position) }
