@@ -65,6 +65,8 @@ final class Outbox: Sendable {
         var closing = false
         /// Stop at once (dropped, or the connection failed).
         var aborted = false
+        /// Bytes the writer has sent (for the connection's `out=` count).
+        var sent = 0
     }
 
     /// The connection's stream (a TLS session, or the socket itself).
@@ -97,6 +99,9 @@ final class Outbox: Sendable {
         wakeup.signal()
     }
 
+    /// How many bytes the writer has sent.
+    var sentCount: Int { state.withLock { $0.sent } }
+
     /// Lets the writer send what is queued, then waits for it to end: at
     /// most `grace` seconds, after which the connection is cut.
     func closeAndWait(grace: Double) {
@@ -125,10 +130,14 @@ final class Outbox: Sendable {
                 var deadline: UInt64 = 0
                 try batch.withUnsafeBytes { try stream.sendAll($0, deadline: &deadline) }
             } catch {
+                state.withLock { $0.sent += (error as? SocketError)?.bytesSent ?? 0 }
                 abort()  // the peer is gone: wake the reader too
                 return
             }
-            state.withLock { $0.queued -= batch.count }
+            state.withLock { s in
+                s.queued -= batch.count
+                s.sent += batch.count
+            }
         }
     }
 }
@@ -249,6 +258,7 @@ final class ChatHandler: StreamRequestHandler {
             // Every way out: leave (announced once), let the writer finish, close politely.
             chat.room.withLock { _ = $0.leave(me) }
             outbox.closeAndWait(grace: 2)
+            countTraffic(sent: outbox.sentCount)  // what went around wfile
             lingeringClose(connection)
         }
         do {

@@ -195,9 +195,8 @@ final class FileHandler: StreamRequestHandler {
     func get(name: String) throws {
         guard let (file, size) = store.open(name) else { throw Refusal(reason: "not found") }
         defer { close(file) }
-        try reply("OK \(size)")
-        try wfile.flush()
-        let sent = try stream.sendFile(file, offset: 0, count: size)
+        try wfile.write("OK \(size)\n")
+        let sent = try wfile.sendFile(file, offset: 0, count: size)  // the reply line first
         if sent < size {
             // The file shrank while being sent: the reply can no longer be framed.
             throw SocketError.closed(operation: "file shrank while being sent")

@@ -575,9 +575,7 @@ struct ServingOptionsByteCountTests {
         #expect(eventually { !logRecords(chat.stderr, event: "connection.closed").isEmpty })
         let chatClosed = logRecords(stopped(chat), event: "connection.closed").first ?? [:]
         #expect(chatClosed["in"] == "6")
-        withKnownIssue("chat-server's out= misses what its writer thread sent") {
-            #expect(chatClosed["out"] == "\(welcome.count + bye.count)", "\(chatClosed)")
-        }
+        #expect(chatClosed["out"] == "\(welcome.count + bye.count)", "\(chatClosed)")
 
         let dir = try TempDir()
         try writeFile(dir.file("ten"), Array("0123456789".utf8))
@@ -590,8 +588,6 @@ struct ServingOptionsByteCountTests {
         #expect(eventually { !logRecords(files.stderr, event: "connection.closed").isEmpty })
         let fileClosed = logRecords(stopped(files), event: "connection.closed").first ?? [:]
         #expect(fileClosed["in"] == "8" && fileClosed["outcome"] == "completed", "\(fileClosed)")
-        withKnownIssue("file-server's out= misses the sendfile(2) body") {
-            #expect(fileClosed["out"] == "16", "\(fileClosed)")
-        }
+        #expect(fileClosed["out"] == "16", "\(fileClosed)")
     }
 }

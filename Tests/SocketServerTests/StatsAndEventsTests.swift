@@ -128,6 +128,40 @@ func reset(_ s: Socket) throws {
         #expect(server.closed.withLock { $0.first?.outcome.name } == "refused")
     }
 
+    @Test("bytes sent by wfile.sendFile and counted with countTraffic join the summary")
+    func trafficAroundTheStreams() throws {
+        let dir = try SockKit.TempDir()
+        defer { dir.cleanup() }
+        let fd = try SockKit.makeFile(dir.file("f"), SockKit.pattern(count: 1000))
+        defer { close(fd) }
+        final class FileHandler: StreamRequestHandler {
+            static let file = Atomic<Int32>(-1)
+            override func handle() throws {
+                guard try rfile.readLine() != nil else { return }
+                try wfile.write("OK\n")
+                #expect(try wfile.sendFile(Self.file.load(ordering: .relaxed), offset: 0, count: 1000) == 1000)
+                #expect(try wfile.sendFile(Self.file.load(ordering: .relaxed), offset: 0, count: 0) == 0)
+                let raw = Array("raw\n".utf8)
+                try connection.sendAll(raw)
+                countTraffic(sent: raw.count)
+            }
+        }
+        FileHandler.file.store(fd, ordering: .relaxed)
+        let server = try RecordingServer(("127.0.0.1", 0), FileHandler.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        let c = try client(server.serverAddress)
+        try c.sendAll(Array("GET\n".utf8))
+        let r = c.makeReader()
+        #expect(try r.readLine() == Array("OK\n".utf8))
+        #expect(try r.readExactly(1000) == SockKit.pattern(count: 1000))
+        #expect(try r.readLine() == Array("raw\n".utf8))
+        c.close()
+        #expect(server.closed.wait(timeout: 10) { $0.count == 1 })
+        #expect(server.closed.withLock { $0[0].bytesIn == 4 && $0[0].bytesOut == 3 + 1000 + 4 })
+        #expect(server.stats.bytesOut == 3 + 1000 + 4)
+    }
+
     @Test func datagramRequestsHaveEventsToo() throws {
         final class UDP: ThreadingUDPServer {
             let closed = Locked<[ConnectionSummary]>([])

@@ -26,9 +26,29 @@ open class BaseRequestHandler {
         self.server = server
     }
 
+    /// Bytes counted with ``countTraffic(received:sent:)``.
+    private var otherReceived: UInt64 = 0
+    private var otherSent: UInt64 = 0
+
+    /// Counts bytes that went over the connection other than through the
+    /// handler's streams (`rfile`/`wfile` count themselves): a raw
+    /// `connection.send`, or a thread of the handler's own writing to the
+    /// connection. The counts join the connection's summary (`in=`/`out=`
+    /// of the `connection.closed` event) and ``BaseServer/stats``. Call it
+    /// from the handler's thread, before ``handle()`` returns.
+    public func countTraffic(received: Int = 0, sent: Int = 0) {
+        precondition(received >= 0 && sent >= 0, "countTraffic: negative count")
+        otherReceived &+= UInt64(received)
+        otherSent &+= UInt64(sent)
+    }
+
     /// Stores what the handler received and sent in `context` (for the
-    /// server's stats and its `connection.closed` event).
-    func recordTraffic(into context: ConnectionContext) {}
+    /// server's stats and its `connection.closed` event). A subclass adds
+    /// what its streams counted.
+    func recordTraffic(into context: ConnectionContext) {
+        context.bytesIn = otherReceived
+        context.bytesOut = otherSent
+    }
 
     /// Called before ``handle()``. Base: nothing.
     open func setup() throws {}

@@ -73,8 +73,9 @@ open class StreamRequestHandler: BaseRequestHandler {
     }
 
     override func recordTraffic(into context: ConnectionContext) {
-        context.bytesIn = reader?.receivedCount ?? 0
-        context.bytesOut = writer?.sentCount ?? 0
+        super.recordTraffic(into: context)
+        context.bytesIn &+= reader?.receivedCount ?? 0
+        context.bytesOut &+= writer?.sentCount ?? 0
     }
 
     /// Applies ``timeout`` and ``disableNagleAlgorithm`` to the connection.
@@ -120,8 +121,9 @@ open class DatagramRequestHandler: BaseRequestHandler {
     public let wfile = SocketWriter()
 
     override func recordTraffic(into context: ConnectionContext) {
-        context.bytesIn = UInt64(packet.count)
-        context.bytesOut = UInt64(wfile.bytes.count)
+        super.recordTraffic(into: context)
+        context.bytesIn &+= UInt64(packet.count)
+        context.bytesOut &+= UInt64(wfile.heldCount)
     }
 
     /// Sends the reply in ``wfile`` to the client as one datagram. For a

@@ -87,6 +87,8 @@ public final class SocketWriter {
 
     /// How many bytes are written but not yet sent.
     public var pendingCount: Int { hasStream ? count : 0 }
+    /// How many bytes the buffer holds (for a writer in memory: all of them).
+    var heldCount: Int { count }
 
     /// For a writer in memory: everything written so far.
     public var bytes: [UInt8] {
@@ -162,6 +164,29 @@ public final class SocketWriter {
             let sent = min(error.bytesSent ?? 0, n)
             if sent < n, let storage { storage.copyMemory(from: storage + sent, byteCount: n - sent) }
             count = n - sent
+            throw error
+        }
+    }
+
+    /// Sends what is pending, then `count` bytes of the open file
+    /// `fileDescriptor` from `offset` over the stream
+    /// (``ByteStream/sendFile(_:offset:count:)``: `sendfile(2)` on a plain
+    /// socket, no copy through user space), and counts them in
+    /// ``sentCount``. Returns the number of file bytes sent, fewer than
+    /// `count` only at the file's end. A failure part-way is sticky, as for
+    /// any send, and its ``SocketError/bytesSent`` says how far it got.
+    @discardableResult
+    public func sendFile(_ fileDescriptor: Int32, offset: Int = 0, count: Int) throws -> Int {
+        if closed { throw SocketError.closed(operation: "sendFile") }
+        guard let stream else { throw SocketError.invalidArgument("sendFile on a writer in memory") }
+        try flush()
+        do {
+            let n = try stream.sendFile(fileDescriptor, offset: offset, count: count)
+            sent &+= UInt64(n)
+            return n
+        } catch {
+            if let error = error as? SocketError, let partial = error.bytesSent { sent &+= UInt64(partial) }
+            if (error as? SocketError)?.kind != .invalidArgument { stickyError = error }
             throw error
         }
     }
