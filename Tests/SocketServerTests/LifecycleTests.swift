@@ -2,12 +2,50 @@
 import Glibc
 #endif
 @testable import SocketServer
+import Dispatch
 import Synchronization
 import Testing
 
-/// Polls `condition` from async code without holding a pool thread: a
-/// bounded wait (the pool has as many threads as cores, and the task under
-/// test needs one to start).
+/// A task executor with a thread of its own. Swift Testing runs the
+/// synchronous tests on the cooperative pool too (as many threads as cores,
+/// here 2), and they block it for seconds each; a `Task` the async tests
+/// start, and every resumption of theirs, would queue behind them (seen:
+/// `control.run()` not started after 10 s in CI). Their jobs run here
+/// instead.
+final class ThreadExecutor: TaskExecutor {
+    static let shared = ThreadExecutor()
+
+    private let jobs = Locked<[UnownedJob]>([])
+    private let ready = DispatchSemaphore(value: 0)
+
+    private init() {
+        let executor = Unmanaged.passUnretained(self)
+        // The thread runs for the life of the test process.
+        try! Threads.spawn(stackSize: 1 << 20) { executor.takeUnretainedValue().runJobs() }
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        jobs.withLock { $0.append(job) }
+        ready.signal()
+    }
+
+    private func runJobs() {
+        while true {
+            ready.wait()  // a job is queued for every signal
+            let job = jobs.withLock { $0.removeFirst() }
+            job.runSynchronously(on: asUnownedTaskExecutor())
+        }
+    }
+}
+
+/// Runs `body` on ``ThreadExecutor/shared``, off the cooperative pool.
+func offThePool<T: Sendable>(_ body: () async throws -> T) async rethrows -> T {
+    try await withTaskExecutorPreference(ThreadExecutor.shared) { try await body() }
+}
+
+/// Polls `condition` from async code: a bounded wait that lets the task
+/// under test run meanwhile.
 func eventuallyAsync(_ seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
     let deadline = Sys.monotonicNanos() + UInt64(seconds * 1e9)
     while Sys.monotonicNanos() < deadline {
@@ -70,11 +108,11 @@ func eventuallyAsync(_ seconds: Double = 10, _ condition: () -> Bool) async -> B
         #expect(throws: (any Error).self) { _ = try Socket.createConnection(to: server.serverAddress, timeout: 2) }
     }
 
-    @Test func asyncRunReturnsAfterShutdown() async throws {
+    @Test func asyncRunReturnsAfterShutdown() async throws { try await offThePool {
         let server = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
         let control = server.control
         let address = server.serverAddress
-        let task = Task { try await control.run(pollInterval: 0.05) }
+        let task = Task(executorPreference: ThreadExecutor.shared) { try await control.run(pollInterval: 0.05) }
         #expect(await eventuallyAsync { control.isServing })
         let c = try client(address)
         #expect(try roundTrip(c, c.makeReader(), "async\n") == "async\n")
@@ -82,13 +120,13 @@ func eventuallyAsync(_ seconds: Double = 10, _ condition: () -> Bool) async -> B
         control.shutdown()
         try await task.value
         server.serverClose()
-    }
+    } }
 
-    @Test func cancellingRunStopsAndCutsConnections() async throws {
+    @Test func cancellingRunStopsAndCutsConnections() async throws { try await offThePool {
         let server = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
         let control = server.control
         let address = server.serverAddress
-        let task = Task { try await control.run(pollInterval: 0.05) }
+        let task = Task(executorPreference: ThreadExecutor.shared) { try await control.run(pollInterval: 0.05) }
         #expect(await eventuallyAsync { control.isServing })
         let c = try client(address)
         let reader = c.makeReader()
@@ -98,9 +136,9 @@ func eventuallyAsync(_ seconds: Double = 10, _ condition: () -> Bool) async -> B
         #expect(try reader.readLine() == nil)  // cut
         #expect(control.state == .stopped)
         withExtendedLifetime(server) {}
-    }
+    } }
 
-    @Test func asyncDrainWaitsForTheInFlightRequest() async throws {
+    @Test func asyncDrainWaitsForTheInFlightRequest() async throws { try await offThePool {
         let server = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
         try server.serveInBackground(pollInterval: 0.05)
         let c = try client(server.serverAddress)
@@ -110,5 +148,5 @@ func eventuallyAsync(_ seconds: Double = 10, _ condition: () -> Bool) async -> B
         await server.control.drain(timeout: 10)
         #expect(server.control.state == .stopped)
         #expect(server.stats.completed == 1)
-    }
+    } }
 }
