@@ -14,6 +14,12 @@ int csocketserver_gettid(void);
 int csocketserver_eventfd(void);
 /// pipe2(2): a pipe with `flags` (O_CLOEXEC) on both ends.
 int csocketserver_pipe2(int fds[2], int flags);
+/// recv(2) and send(2) without glibc's cancellation-point wrapper (see
+/// shims.c): -1 and errno on failure, as the libc calls.
+long csocketserver_recv(int fd, void *buf, unsigned long len, int flags);
+long csocketserver_send(int fd, const void *buf, unsigned long len, int flags);
+/// 1 when recv/send go straight to the kernel, 0 when through libc.
+int csocketserver_direct_io(void);
 /// sendfile(2): out_fd, in_fd, offset in/out, count.
 long csocketserver_sendfile(int out_fd, int in_fd, long long *offset, unsigned long count);
 #endif

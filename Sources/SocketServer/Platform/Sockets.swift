@@ -43,14 +43,17 @@ extension Sys {
         Glibc.connect(fd, address, length) == 0 ? 0 : Glibc.errno
     }
 
+    /// recv(2), straight to the kernel (not a cancellation point: see
+    /// CSocketServer's shims.c).
     @inline(__always)
     static func recv(_ fd: Int32, _ p: UnsafeMutableRawPointer?, _ n: Int, _ flags: Int32) -> Int {
-        Glibc.recv(fd, p, n, flags)
+        csocketserver_recv(fd, p, UInt(n), flags)
     }
 
+    /// send(2), straight to the kernel, never raising SIGPIPE.
     @inline(__always)
     static func send(_ fd: Int32, _ p: UnsafeRawPointer?, _ n: Int, _ flags: Int32) -> Int {
-        Glibc.send(fd, p, n, flags | noSignal)
+        csocketserver_send(fd, p, UInt(n), flags | noSignal)
     }
 
     @inline(__always)

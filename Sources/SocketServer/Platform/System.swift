@@ -23,6 +23,16 @@ enum SysOutcome<Value> {
     case timedOut
 }
 
+/// Why a call that returned -1 failed, read from `errno` at once.
+enum SysFailure {
+    /// EINTR: a signal came; the call may be made again.
+    case interrupted
+    /// EAGAIN/EWOULDBLOCK (see ``SysOutcome/wouldBlock``).
+    case wouldBlock
+    /// Any other error.
+    case failed(Errno)
+}
+
 /// A deadline on the monotonic clock that may start late: an operation
 /// whose first call needs no clock (the kernel keeps the time) starts it
 /// only when it must wait again, after an EINTR or a second call.
@@ -106,6 +116,16 @@ enum Sys {
                 guard case .done = try poll(fd, events, deadline: &deadline) else { return .timedOut }
             }
         }
+    }
+
+    /// Why the call just made failed (it returned -1): for a caller that
+    /// made the first try of a call itself, before ``io(_:deadline:waitingFor:events:passingTimeLeft:_:)``.
+    @inline(__always)
+    static func lastFailure(_ call: StaticString) -> SysFailure {
+        let e = Glibc.errno
+        if e == EINTR { return .interrupted }
+        if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+        return .failed(Errno(e, call: call))
     }
 
     /// A call with no deadline whose EAGAIN is an error like any other

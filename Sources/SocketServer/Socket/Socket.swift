@@ -290,10 +290,55 @@ public final class Socket: Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// The first try of a call made directly (the fast path of ``recv(into:deadline:)``
+    /// and ``sendEvery(_:flags:deadline:)``) returned -1: throws what
+    /// ``io(_:events:address:deadline:_:)`` would have thrown, or, after a
+    /// signal, starts the deadline (as `io` does) and returns, for the
+    /// call to be made again through `io`. Never retries the call itself: a
+    /// time-out the kernel reported (EAGAIN) must not be waited for twice.
+    @inline(never)
+    func firstTryFailed(_ operation: StaticString, sent: Int? = nil, deadline: inout UInt64) throws {
+        let error: SocketError
+        switch Sys.lastFailure(operation) {
+        case .interrupted:
+            startDeadline(&deadline)
+            return
+        case .wouldBlock:
+            error = timeoutNanos.load(ordering: .relaxed) != 0
+                ? SocketError(timeoutOf: "\(operation)", address: nil)
+                : SocketError(.wouldBlock, operation: "\(operation)")
+        case .failed(let errno):
+            error = SocketError(errno, operation: "\(operation)")
+        }
+        throw sent.map { error.sent($0) } ?? error
+    }
+
     /// Sends every byte under one deadline for the whole call; an error
     /// after a partial send carries the count sent (``SocketError/bytesSent``).
+    ///
+    /// The common case, one `send(2)` that takes everything, is made here
+    /// directly (no deadline is running before the first call, so there is
+    /// nothing to check); anything else goes on in ``sendRest(_:from:flags:deadline:)``.
+    @inline(__always)
     func sendEvery(_ bytes: UnsafeRawBufferPointer, flags: Int32, deadline: inout UInt64) throws {
         var offset = 0
+        let fd = descriptor.load(ordering: .acquiring)
+        if fd >= 0 && deadline == 0 && !bytes.isEmpty {
+            let n = Sys.send(fd, bytes.baseAddress, bytes.count, flags)
+            if n == bytes.count { return }
+            if n >= 0 {
+                offset = n
+            } else {
+                try firstTryFailed("send", sent: 0, deadline: &deadline)
+            }
+        }
+        try sendRest(bytes, from: offset, flags: flags, deadline: &deadline)
+    }
+
+    /// ``sendEvery(_:flags:deadline:)`` from `offset` on, through ``io(_:events:address:deadline:_:)``.
+    @inline(never)
+    func sendRest(_ bytes: UnsafeRawBufferPointer, from start: Int, flags: Int32, deadline: inout UInt64) throws {
+        var offset = start
         do {
             while offset < bytes.count {
                 if offset > 0 { startDeadline(&deadline) }  // a partial send: the rest shares one deadline
@@ -423,8 +468,22 @@ public final class Socket: Sendable, CustomStringConvertible {
     }
 
     /// Receives into `buffer` under a deadline shared by the calls of one
-    /// stream operation (see ``io(_:events:address:deadline:_:)``).
+    /// stream operation (see ``io(_:events:address:deadline:_:)``). The
+    /// first try, before any deadline runs, is made here directly.
+    @inline(__always)
     func recv(into buffer: UnsafeMutableRawBufferPointer, deadline: inout UInt64) throws -> Int {
+        let fd = descriptor.load(ordering: .acquiring)
+        if fd >= 0 && deadline == 0 && !buffer.isEmpty {
+            let n = Sys.recv(fd, buffer.baseAddress, buffer.count, 0)
+            if n >= 0 { return n }
+            try firstTryFailed("recv", deadline: &deadline)
+        }
+        return try recvRest(into: buffer, deadline: &deadline)
+    }
+
+    /// ``recv(into:deadline:)`` through ``io(_:events:address:deadline:_:)``.
+    @inline(never)
+    func recvRest(into buffer: UnsafeMutableRawBufferPointer, deadline: inout UInt64) throws -> Int {
         if buffer.isEmpty { _ = try fd("recv"); return 0 }
         return try io("recv", events: Int16(POLLIN), deadline: &deadline) { fd in
             Sys.recv(fd, buffer.baseAddress, buffer.count, 0)
