@@ -117,7 +117,8 @@ public struct TLSClientConfiguration: Sendable, Equatable {
 /// sessions already open keep the old one.
 ///
 /// ```swift
-/// let tls = try TLSContext(server: .init(certificateChainFile: "cert.pem", privateKeyFile: "key.pem"))
+/// let tls = try TLSContext(server: .init(certificateChainFile: "cert.pem",
+///                                        privateKeyFile: "key.pem"))
 /// server.enableTLS(tls)
 /// ```
 ///

@@ -14,7 +14,9 @@ public enum TLSSessionKey: ConnectionContextKey {
 ///
 /// ```swift
 /// let server = try ThreadingTCPServer(("0.0.0.0", 8443), Echo.self)
-/// let tls = server.enableTLS(try TLSContext(certificateChainFile: "cert.pem", privateKeyFile: "key.pem"))
+/// let context = try TLSContext(certificateChainFile: "cert.pem",
+///                              privateKeyFile: "key.pem")
+/// let tls = server.enableTLS(context)
 /// // later, on SIGHUP: new connections get the new certificate
 /// try tls.reload()
 /// ```

@@ -69,8 +69,9 @@ extension TLSStream {
     /// The socket is closed if the handshake fails.
     ///
     /// ```swift
+    /// let context = try TLSContext(client: .init(trust: .caFile("ca.pem")))
     /// let tls = try TLSStream.connect(host: "localhost", port: 8443,
-    ///                                 context: TLSContext(client: .init(trust: .caFile("ca.pem"))))
+    ///                                 context: context)
     /// let (rfile, wfile) = tls.makeStreams()
     /// ```
     public static func connect(host: String, port: Int, context: TLSContext, serverName: String? = nil,
