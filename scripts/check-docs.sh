@@ -5,7 +5,8 @@
 # (--dump-dom with a virtual time budget), not the HTML files.
 #
 # Usage: scripts/check-docs.sh [SITE]     (default: .build-docs/site,
-#        as scripts/build-docs.sh makes it; run that first)
+#        as scripts/build-docs.sh makes it; run that first: the pages
+#        checked are of both modules, SocketServer and SocketServerTLS)
 #
 # Needs python3 and Chromium (Debian: apt-get install -y chromium). Writes
 # screenshots of the checked pages to .build-docs/screenshots/.
@@ -89,12 +90,17 @@ PY
     echo "ok   $url renders '$got' (screenshot $shots/$name.png)"
 }
 
-check socketserver/ SocketServer landing
-check socketserver/baseserver BaseServer baseserver
-check socketserver/gettingstarted "Getting started" gettingstarted
+# The site is both modules merged (scripts/build-docs.sh's default).
+pages=0
+page() { pages=$((pages + 1)); check "$@"; }
+page socketserver/ SocketServer landing
+page socketserver/baseserver BaseServer baseserver
+page socketserver/gettingstarted "Getting started" gettingstarted
+page socketservertls/ SocketServerTLS tls-landing
+page socketservertls/tlscontext TLSContext tls-context
 
 if [ "$failures" -ne 0 ]; then
-    echo "FAIL: $failures documentation page(s) did not render" >&2
+    echo "FAIL: $failures of $pages documentation page(s) did not render" >&2
     exit 1
 fi
-echo "docs: 3 pages rendered"
+echo "docs: $pages pages rendered"

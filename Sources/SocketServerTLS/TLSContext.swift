@@ -88,7 +88,8 @@ public struct TLSClientConfiguration: Sendable, Equatable {
     public var handshakeTimeout: Double = 10
     /// A client certificate chain to present (PEM), with its key.
     public var certificateChainFile: String? = nil
-    /// The key of ``certificateChainFile`` (PEM).
+    /// The key of ``certificateChainFile`` (PEM); nil: the key is in the
+    /// chain file itself.
     public var privateKeyFile: String? = nil
 
     /// A configuration with the defaults: system trust, host names checked.
@@ -107,14 +108,17 @@ public struct TLSClientConfiguration: Sendable, Equatable {
 }
 
 /// A TLS context (Python's `ssl.SSLContext`): the certificates, keys and
-/// settings that every session made from it shares. Made once, from a
-/// configuration, and never changed afterwards; OpenSSL does not support
-/// changing a context that sessions use. To change certificates, make a new
-/// context and hand it to the server (``TLSStage/replace(_:serverNames:)``
-/// or ``TLSStage/reload()``): sessions already open keep the old one.
+/// settings that every session made from it shares.
+///
+/// Made once, from a configuration, and never changed afterwards; OpenSSL
+/// does not support changing a context that sessions use. To change
+/// certificates, make a new context and hand it to the server
+/// (``TLSStage/replace(_:serverNames:)`` or ``TLSStage/reload()``):
+/// sessions already open keep the old one.
 ///
 /// ```swift
-/// let tls = try TLSContext(server: .init(certificateChainFile: "cert.pem", privateKeyFile: "key.pem"))
+/// let tls = try TLSContext(server: .init(certificateChainFile: "cert.pem",
+///                                        privateKeyFile: "key.pem"))
 /// server.enableTLS(tls)
 /// ```
 ///

@@ -4,8 +4,8 @@ import SocketServer
 /// An error of the TLS layer: a certificate or key that cannot be loaded,
 /// a handshake that failed, a peer certificate that does not verify.
 ///
-/// The connection's own failures stay ``SocketServer/SocketError``s: a
-/// time-out is ``SocketServer/SocketError/timeout(operation:address:)``,
+/// The connection's own failures stay ``/SocketServer/SocketError``s: a
+/// time-out is ``/SocketServer/SocketError/timeout(operation:address:)``,
 /// and a peer that went away (a reset, or a close without TLS's
 /// `close_notify`) is a `SocketError` whose `isPeerGone` is true, so
 /// servers report it in one quiet line as they do for plain TCP.

@@ -1,7 +1,7 @@
 import SocketServer
 
 /// The key of the negotiated ``TLSSessionInfo`` in a connection's
-/// ``SocketServer/ConnectionContext``: `context[TLSSessionKey.self]`.
+/// ``/SocketServer/ConnectionContext``: `context[TLSSessionKey.self]`.
 public enum TLSSessionKey: ConnectionContextKey {
     /// What the handshake negotiated.
     public typealias Value = TLSSessionInfo
@@ -14,7 +14,9 @@ public enum TLSSessionKey: ConnectionContextKey {
 ///
 /// ```swift
 /// let server = try ThreadingTCPServer(("0.0.0.0", 8443), Echo.self)
-/// let tls = server.enableTLS(try TLSContext(certificateChainFile: "cert.pem", privateKeyFile: "key.pem"))
+/// let context = try TLSContext(certificateChainFile: "cert.pem",
+///                              privateKeyFile: "key.pem")
+/// let tls = server.enableTLS(context)
 /// // later, on SIGHUP: new connections get the new certificate
 /// try tls.reload()
 /// ```
@@ -101,9 +103,10 @@ public final class TLSStage: ConnectionStage {
     }
 }
 
+/// TLS for a stream server: ``enableTLS(_:serverNames:)``.
 extension BaseServer {
     /// Makes this stream server speak TLS with `context` (and SNI
-    /// contexts): appends a ``TLSStage`` to ``SocketServer/BaseServer/connectionStages``
+    /// contexts): appends a ``TLSStage`` to ``/SocketServer/BaseServer/connectionStages``
     /// and returns it, for reloads. Call before serving.
     @discardableResult
     public func enableTLS(_ context: TLSContext, serverNames: [String: TLSContext] = [:]) -> TLSStage {
@@ -113,6 +116,8 @@ extension BaseServer {
     }
 }
 
+/// A handler's view of its connection's TLS session: ``tls`` and
+/// ``tlsStream``.
 extension StreamRequestHandler {
     /// What this connection's TLS handshake negotiated (version, cipher,
     /// ALPN, SNI name, the client's certificate); nil on a plain connection.

@@ -9,7 +9,7 @@ extension TLSStream {
     /// context's `handshakeTimeout`) and returns the session.
     ///
     /// - `buffered`: bytes already taken from the socket (a PROXY header's
-    ///   reader, ``SocketServer/SocketReader/takeBuffered()``), read first.
+    ///   reader, ``/SocketServer/SocketReader/takeBuffered()``), read first.
     /// - `serverNames`: SNI, the context to use for a requested name
     ///   (lower case; `*.example.com` matches one label); `context` for
     ///   the others. Its certificate is used; the protocol settings are
@@ -35,7 +35,7 @@ extension TLSStream {
     ///
     /// A certificate that does not verify throws ``TLSError`` of kind
     /// `.certificate`, whose reason says why (`certificate verify failed:
-    /// unable to get local issuer certificate`, `... Hostname mismatch`).
+    /// unable to get local issuer certificate`, `... hostname mismatch`).
     public static func client(over socket: Socket, context: TLSContext, serverName: String?) throws -> TLSStream {
         guard let configuration = context.clientConfiguration else {
             throw SocketError.invalidArgument("a server TLS context used to connect")
@@ -62,14 +62,16 @@ extension TLSStream {
         return stream
     }
 
-    /// Connects to `host`:`port` over TCP (``SocketServer/Socket/createConnection(host:port:timeout:sourceAddress:)``,
+    /// Connects to `host`:`port` over TCP
+    /// (``/SocketServer/Socket/createConnection(host:port:timeout:sourceAddress:)``,
     /// `timeout` set on the socket) and makes the client's handshake;
     /// `serverName` (SNI and the name checked) is `host` unless given.
     /// The socket is closed if the handshake fails.
     ///
     /// ```swift
+    /// let context = try TLSContext(client: .init(trust: .caFile("ca.pem")))
     /// let tls = try TLSStream.connect(host: "localhost", port: 8443,
-    ///                                 context: TLSContext(client: .init(trust: .caFile("ca.pem"))))
+    ///                                 context: context)
     /// let (rfile, wfile) = tls.makeStreams()
     /// ```
     public static func connect(host: String, port: Int, context: TLSContext, serverName: String? = nil,

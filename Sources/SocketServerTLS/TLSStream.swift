@@ -3,8 +3,8 @@ import SocketServer
 import Synchronization
 
 /// A TLS session over a connected socket (Python's `SSLSocket`): a
-/// ``SocketServer/ByteStream``, so ``SocketServer/SocketReader`` and
-/// ``SocketServer/SocketWriter`` (a handler's `rfile` and `wfile`) work over
+/// ``/SocketServer/ByteStream``, so ``/SocketServer/SocketReader`` and
+/// ``/SocketServer/SocketWriter`` (a handler's `rfile` and `wfile`) work over
 /// it unchanged: bounded lines, batching, time-outs and sticky errors.
 ///
 /// Make one with ``server(over:context:buffered:serverNames:)`` (a
@@ -15,7 +15,7 @@ import Synchronization
 ///
 /// - Receives and sends go through the library's socket calls: never
 ///   SIGPIPE; the socket's time-out applies as for plain TCP and throws
-///   ``SocketServer/SocketError/timeout(operation:address:)``, after which
+///   ``/SocketServer/SocketError/timeout(operation:address:)``, after which
 ///   the stream is still usable (nothing received is lost).
 /// - End of file: after the peer's `close_notify`, a receive returns 0. A
 ///   peer that closes without it, or resets, throws a `SocketError` whose
@@ -30,9 +30,10 @@ import Synchronization
 /// Sendable: OpenSSL's session, the pipe and the session state are only
 /// touched under `sslLock`; what is being sent, and the sticky write error,
 /// only under `sendLock` (taken before `sslLock` when both are). The one
-/// exception, documented in ``TLSPipe``: a receive fills the pipe's free
-/// room without the lock, which is safe because only the (single) reader
-/// writes that room and the pipe's bounds move only under the lock.
+/// exception, documented on the internal `TLSPipe`: a receive fills the
+/// pipe's free room without the lock, which is safe because only the
+/// (single) reader writes that room and the pipe's bounds move only under
+/// the lock.
 public final class TLSStream: ByteStream, @unchecked Sendable {
     /// The socket beneath.
     public let socket: Socket
