@@ -11,9 +11,10 @@ import SocketServer
 /// servers report it in one quiet line as they do for plain TCP.
 ///
 /// The ``reason`` keeps OpenSSL's own words (`tlsv1 alert protocol
-/// version`, `wrong version number`); a verification failure always
-/// contains the word "certificate" (`certificate verify failed: unable to
-/// get local issuer certificate`).
+/// version`, `wrong version number`, `certificate verify failed: unable
+/// to get local issuer certificate`, `tlsv1 alert unknown ca`). Match
+/// ``kind`` rather than the text: a peer's alert about our certificate
+/// (`unknown ca`) is a ``Kind/certificate`` failure too.
 public struct TLSError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What kind of failure this is.
     public enum Kind: Sendable, Equatable {
