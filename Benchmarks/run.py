@@ -59,9 +59,10 @@ def make_servers(args):
         Server("echo-server-sync", "echo-server (sync)", [echo, "--mode", "sync"], echo,
                max_conns=1),
         # Opt-in: the cost of a cap's accounting (--max-connections 64, policy
-        # wait) at rr C<=64. Persistent rr connections beyond the cap would
-        # wait for ever in the backlog (that is the policy), so cells that
-        # need more than 64 show n/a.
+        # wait) at rr C<=64 and churn C=256. Persistent rr connections beyond
+        # the cap would wait for ever in the backlog (that is the policy), so
+        # rr cells that need more than 64 show n/a; short churn connections
+        # over the cap wait their turn.
         Server("echo-server-capped", "echo-server (cap 64)", [echo, "--mode", "threading", "--max-connections", "64"], echo,
                max_conns=64),
     ]
@@ -107,6 +108,10 @@ class Cell:
         limit = server.max_conns
         if limit is None or self.conns <= limit:
             return self.conns
+        if self.mode == "churn" and server.name == "echo-server-capped":
+            # Short connections over the cap wait in the backlog and are
+            # served in turn: the cost of the cap's backpressure.
+            return self.conns
         if self.mode == "idle" and limit >= 16:
             return limit
         return None
@@ -126,6 +131,11 @@ def make_cells(args):
     cells.append(Cell("churn", "churn C=16", "churn",
                       ["--conns", "16", "--threads", "1", "--size", "64"],
                       [Metric("cps", "churn C=16 conn/s", "rate")], conns=16))
+    # Opt-in: churn at C=256, against a cap of 64 (echo-server-capped):
+    # connections beyond the cap wait in the backlog, then are served.
+    cells.append(Cell("churn256", "churn C=256", "churn",
+                      ["--conns", "256", "--threads", "1", "--size", "64"],
+                      [Metric("cps", "churn C=256 conn/s", "rate")], conns=256))
     cells.append(Cell("bulk", "bulk 16 KiB lines", "bulk",
                       ["--line", "16384", "--window", str(4 << 20)],
                       [Metric("mbps", "bulk 16 KiB lines MB/s", "mbps")], conns=1))
@@ -146,7 +156,7 @@ def make_cells(args):
 
 ALL_WORKLOADS = ["rr1", "rr16", "rr64", "rr256", "churn", "bulk", "idle"]
 # Opt-in (--workloads hold): minutes of setup, and the whole machine.
-EXTRA_WORKLOADS = ["hold"]
+EXTRA_WORKLOADS = ["churn256", "hold"]
 WORKLOAD_GROUPS = {"rr": ["rr1", "rr16", "rr64", "rr256"]}
 
 
