@@ -4,18 +4,7 @@ import Glibc
 @testable import SocketServer
 import Synchronization
 import Testing
-
-/// Polls `condition` from async code without holding a pool thread: a
-/// bounded wait (the pool has as many threads as cores, and the task under
-/// test needs one to start).
-func eventuallyAsync(_ seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
-    let deadline = Sys.monotonicNanos() + UInt64(seconds * 1e9)
-    while Sys.monotonicNanos() < deadline {
-        if condition() { return true }
-        try? await Task.sleep(nanoseconds: 2_000_000)  // deadline: a poll step
-    }
-    return condition()
-}
+import TestSupport
 
 @Suite struct ServingLifecycleTests {
     @Test func closeWithAnIdleClientEndsAtTheBound() throws {

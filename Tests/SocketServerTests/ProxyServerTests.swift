@@ -3,6 +3,7 @@ import Glibc
 #endif
 @testable import SocketServer
 import Testing
+import TestSupport
 
 private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 private func text(_ b: [UInt8]?) -> String? { b.map { String(decoding: $0, as: UTF8.self) } }
@@ -159,7 +160,7 @@ struct ProxyServerTests {
         b.close()
         let c = try client(server.serverAddress)
         try c.sendAll(try ProxyHeader.local.encode(.v2))
-        resetOnClose(c)
+        try resetOnClose(c)
         c.close()
         #expect(eventually { server.seen.withLock { $0.count } >= 1 && server.activeThreadCount == 0 })
         #expect(server.seen.withLock { $0.allSatisfy(\.healthCheck) })

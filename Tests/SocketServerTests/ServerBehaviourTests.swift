@@ -4,6 +4,7 @@ import Glibc
 @testable import SocketServer
 import Synchronization
 import Testing
+import TestSupport
 
 /// Appends a line to a log file: works from handler threads and forked
 /// children alike (Python's ErrorHandlerTest does the same).

@@ -4,6 +4,7 @@ import Glibc
 @testable import SocketServer
 import Synchronization
 import Testing
+import TestSupport
 
 /// The twelve server classes of Python's test_socketserver, each echoing
 /// over its own kind of socket.

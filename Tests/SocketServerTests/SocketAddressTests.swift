@@ -5,6 +5,7 @@ import Glibc
 #endif
 import SocketServer
 import Testing
+import TestSupport
 
 @Suite("SocketAddress")
 struct SocketAddressTests {
@@ -125,7 +126,7 @@ struct SocketAddressTests {
 
     @Test("the longest Unix path binds and reads back unchanged")
     func longestPathRoundTrip() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let limit = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
         let name = String(repeating: "p", count: limit - 2 - dir.path.count)
         let path = dir.file(name)

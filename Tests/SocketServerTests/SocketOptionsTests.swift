@@ -5,6 +5,7 @@ import Glibc
 #endif
 import SocketServer
 import Testing
+import TestSupport
 
 @Suite("Socket options")
 struct SocketOptionsTests {

@@ -7,6 +7,7 @@ import Glibc
 #endif
 import SocketServer
 import Testing
+import TestSupport
 
 private func fileExists(_ path: String) -> Bool { access(path, R_OK) == 0 }
 

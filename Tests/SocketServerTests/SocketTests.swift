@@ -5,6 +5,7 @@ import Glibc
 #endif
 import SocketServer
 import Testing
+import TestSupport
 
 @Suite("Socket creation")
 struct SocketCreationTests {
@@ -180,7 +181,7 @@ struct SocketConnectTests {
 
     @Test("Unix stream sockets: bound paths, unnamed peers, a named client")
     func unixStream() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let path = dir.file("server.sock")
         let listener = try Socket(family: .unix, type: .stream)
         defer { listener.close() }
@@ -252,7 +253,7 @@ struct SocketConnectTests {
 
     @Test("SOCK_SEQPACKET keeps message boundaries")
     func seqpacket() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let address = try SocketAddress(unixPath: dir.file("seq.sock"))
         let listener = try Socket(family: .unix, type: .seqpacket)
         defer { listener.close() }
@@ -373,7 +374,7 @@ struct SocketDataTests {
         // MSG_PEEK leaves the bytes queued.
         try a.sendAll(SockKit.bytes("peek"))
         var peeked: [UInt8] = []
-        #expect(SockKit.eventually { peeked = (try? b.recv(16, flags: Int32(MSG_PEEK))) ?? []; return peeked.count == 4 })
+        #expect(eventually { peeked = (try? b.recv(16, flags: Int32(MSG_PEEK))) ?? []; return peeked.count == 4 })
         #expect(peeked == SockKit.bytes("peek"))
         #expect(try SockKit.recvExactly(b, 4) == SockKit.bytes("peek"))
 
@@ -457,7 +458,7 @@ struct SocketDataTests {
 
     @Test("Unix datagrams between bound paths, and from an unbound sender")
     func unixDatagram() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let serverAddress = try SocketAddress(unixPath: dir.file("server.dgram"))
         let clientAddress = try SocketAddress(unixPath: dir.file("client.dgram"))
         let server = try Socket(family: .unix, type: .datagram)
@@ -511,7 +512,7 @@ struct SocketEndingTests {
     func shutdownReadWakes() throws {
         let (a, b) = try SockKit.tcpPair()
         defer { a.close(); b.close() }
-        let reader = try SockKitThread { try b.recv(10) }
+        let reader = try TestThread(unblocking: SockKit.ordinarySignals) { try b.recv(10) }
         // Whether the thread is already blocked or not, it must see end of file.
         _ = SockKit.waitUntilBlocked(tid: reader.tid, in: SockKit.sysPoll.union(SockKit.sysRecv), seconds: 2)
         try b.shutdown(.read)
@@ -713,7 +714,7 @@ struct SocketModuleFunctionTests {
 
     /// A name that resolves to both ::1 and 127.0.0.1 locally, if the hosts file has one.
     static let dualStackName: String? = {
-        guard SockKit.ipv6Loopback else { return nil }
+        guard ipv6Loopback else { return nil }
         for name in ["localhost", "ip6-localhost", "localhost6"] {
             guard let infos = try? Resolver.addressInfo(host: name, port: "1", type: .stream) else { continue }
             let hosts = Set(infos.compactMap { $0.address.host })
@@ -747,7 +748,7 @@ struct SocketModuleFunctionTests {
 
     @Test("createConnection(to:) for a Unix path, and for a path nobody listens on")
     func createConnectionUnix() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let address = try SocketAddress(unixPath: dir.file("s.sock"))
         let l = try Socket(family: .unix)
         defer { l.close() }

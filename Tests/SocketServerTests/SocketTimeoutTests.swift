@@ -6,6 +6,7 @@ import Glibc
 #endif
 import SocketServer
 import Testing
+import TestSupport
 
 private func isNonBlocking(_ s: Socket) -> Bool { fcntl(s.fileno, F_GETFL) & O_NONBLOCK != 0 }
 
@@ -145,7 +146,7 @@ struct SocketTimeoutTests {
         let (a, b) = try Socket.pair()
         defer { a.close(); b.close() }
         try b.setTimeout(SockKit.ioTimeout)
-        let sender = try SockKitThread { try a.sendAll(SockKit.bytes("in time")) }
+        let sender = try TestThread(unblocking: SockKit.ordinarySignals) { try a.sendAll(SockKit.bytes("in time")) }
         #expect(try SockKit.recvExactly(b, 7) == SockKit.bytes("in time"))
         try sender.join()
     }

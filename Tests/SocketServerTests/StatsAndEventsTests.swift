@@ -4,6 +4,7 @@ import Glibc
 @testable import SocketServer
 import Synchronization
 import Testing
+import TestSupport
 
 /// Records every opened and closed event.
 class RecordingServer: ThreadingTCPServer {
