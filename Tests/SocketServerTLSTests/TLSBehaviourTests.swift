@@ -133,7 +133,7 @@ struct TLSBehaviourTests {
         try writeFile(cert, readFile(certs.path("server.pem")) ?? [])
         try writeFile(key, String(keyText.prefix(keyText.count / 2)))
         #expect { try stage.reload() } throws: { error in
-            (error as? TLSError)?.kind == .configuration && "\(error)".contains("live.key")
+            (error as? TLSError)?.kind == .configuration && (error as? TLSError)?.operation.contains("live.key") == true
         }
         let third = try TestClient(port: server.port, context: clientContext)
         #expect(third.stream.session.peerCertificate == certs.der("server2"))

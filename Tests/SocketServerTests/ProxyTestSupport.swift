@@ -16,9 +16,12 @@ struct SeenConnection: Sendable {
 /// A threading server that records its connections and errors.
 final class ProxyRecordingServer: ThreadingTCPServer {
     let seen = Locked<[SeenConnection]>([])
-    let errors = Locked<[String]>([])
+    let errors = Locked<[any Error]>([])
+    /// `CLIENT: ERROR` for each error, for failure messages.
+    let errorLines = Locked<[String]>([])
     override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
-        errors.withLock { $0.append("\(clientAddress.map { "\($0)" } ?? "-"): \(error)") }
+        errors.withLock { $0.append(error) }
+        errorLines.withLock { $0.append("\(clientAddress.map { "\($0)" } ?? "-"): \(error)") }
     }
 }
 

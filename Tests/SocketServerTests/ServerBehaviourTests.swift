@@ -45,10 +45,13 @@ protocol LoggingServerProtocol { var logPath: String { get } }
 
 /// A threading server that keeps the errors it is told of, in order.
 class ErrorRecordingServer: ThreadingTCPServer {
-    let errors = Locked<[String]>([])
+    let errors = Locked<[any Error]>([])
     override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
-        errors.withLock { $0.append("\(error)") }
+        errors.withLock { $0.append(error) }
     }
+
+    /// The errors as text, for failure messages.
+    var errorTexts: [String] { errors.withLock { $0.map { "\($0)" } } }
 }
 
 @Suite("Errors are handled and the server goes on")
@@ -118,7 +121,7 @@ struct ErrorHandlingTests {
         #expect(try r.readLine() == Array("short\n".utf8))  // flushed by finish
         #expect(try r.readLine() == nil)
         #expect(eventually { server.errors.withLock { $0.count } == 1 })
-        #expect(server.errors.withLock { $0 } == ["line too long (over 16 bytes)"])
+        #expect(server.errors.withLock { $0.map { $0 as? StreamError } } == [.lineTooLong(maxLength: 16)], "\(server.errorTexts)")
     }
 }
 
@@ -265,7 +268,7 @@ struct RequestFlowTests {
             #expect(try c.recv(10).isEmpty)  // closed, not left hanging
         }
         #expect(eventually { server.errors.withLock { $0.count } == 2 })
-        #expect(server.errors.withLock { $0.allSatisfy { $0.hasPrefix("start thread:") } })
+        #expect(server.errors.withLock { $0.allSatisfy { ($0 as? ServerError)?.kind == .threadStart } }, "\(server.errorTexts)")
         #expect(server.control.isServing)
         #expect(server.activeThreadCount == 0)
     }
@@ -474,7 +477,7 @@ struct HostileClientTests {
         let c = try client(server.serverAddress)
         #expect(try c.recv(10).isEmpty)  // closed by the server, not by our 10 s time-out
         #expect(eventually { server.activeThreadCount == 0 })
-        #expect(server.errors.withLock { $0 } == ["recv: timed out"])
+        #expect(server.errors.withLock { $0.map { $0 as? SocketError } } == [.timeout(operation: "recv", address: nil)], "\(server.errorTexts)")
     }
 
     @Test func tricklingClientIsClosedAtTheDeadline() throws {
@@ -487,7 +490,7 @@ struct HostileClientTests {
         let sent = try trickle(c, step: 50, limit: 400)
         #expect(sent < 400)
         #expect(eventually { server.activeThreadCount == 0 })
-        #expect(server.errors.withLock { $0 } == ["recv: timed out"])
+        #expect(server.errors.withLock { $0.map { $0 as? SocketError } } == [.timeout(operation: "recv", address: nil)], "\(server.errorTexts)")
     }
 
     @Test func aClientThatKeepsSendingLinesIsNotCut() throws {

@@ -131,7 +131,6 @@ struct SocketReaderLineTests {
         for _ in 0..<3 {
             let e = #expect(throws: StreamError.self) { _ = try reader.readLine(maxLength: maxLength) }
             #expect(e == .lineTooLong(maxLength: maxLength))
-            #expect(e?.description == "line too long (over \(maxLength) bytes)")
             #expect(reader.bufferedCount <= maxLength + 1 + bufferSize)
         }
         // The bytes stay unread: drain them, the next line is intact.

@@ -106,7 +106,6 @@ struct SocketTimeoutTests {
         try b.setTimeout(0.05)
         let e = #expect(throws: SocketError.self) { _ = try b.recv(10) }
         #expect(e == .timeout(operation: "recv", address: nil))
-        #expect(e?.description == "recv: timed out")
         #expect(e?.errno == .timedOut)
         do {
             _ = try b.recv(10)
@@ -171,7 +170,6 @@ struct SocketTimeoutTests {
         }
         let e = try #require(timeout, "connects to a full queue never blocked")
         #expect(e == .timeout(operation: "connect to", address: address.description))
-        #expect(e.description == "connect to \(address): timed out")
 
         // connectEx reports the time-out as ETIMEDOUT.
         let c = try Socket(family: family)
