@@ -464,7 +464,8 @@ struct HostileClientTests {
     /// server to close; returns how many bytes went out before it did.
     func trickle(_ c: Socket, step: Int32, limit: Int) throws -> Int {
         for sent in 0..<limit {
-            if Sys.poll(c.fileno, Int16(POLLIN), step) > 0 { return sent }
+            var wait = Deadline.after(nanos: UInt64(step) * 1_000_000)
+            if case .done = try Sys.poll(c.fileno, Sys.pollIn, deadline: &wait) { return sent }
             do { try c.sendAll([0x61]) } catch { return sent }
         }
         return limit
