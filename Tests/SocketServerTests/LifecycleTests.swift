@@ -101,3 +101,41 @@ import TestSupport
         #expect(server.stats.completed == 1)
     }
 }
+
+/// Using a server the wrong way throws `ServerError` (its own kinds), not
+/// a socket error.
+@Suite struct ServerMisuseTests {
+    @Test func serveForeverWhileServingThrowsAlreadyServing() throws {
+        let server = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        let error = #expect(throws: ServerError.self) { try server.serveForever(pollInterval: 0.05) }
+        #expect(error?.kind == .alreadyServing)
+        #expect(error?.errno == nil)
+        do { try server.serveForever() } catch ServerError.alreadyServing {} catch { Issue.record("\(error)") }
+        #expect(server.control.isServing)  // the running loop goes on
+        let c = try client(server.serverAddress)
+        #expect(try roundTrip(c, c.makeReader(), "still\n") == "still\n")
+    }
+
+    @Test func servingAClosedServerThrowsClosed() throws {
+        let server = try TCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        server.serverClose()
+        let forever = #expect(throws: ServerError.self) { try server.serveForever(pollInterval: 0.05) }
+        #expect(forever?.kind == .closed)
+        let one = #expect(throws: ServerError.self) { try server.handleRequest() }
+        #expect(one?.kind == .closed)
+        // It carries EBADF, as the socket error it replaces did.
+        do { try server.handleRequest() } catch Errno.badFileDescriptor {} catch { Issue.record("\(error)") }
+        do { try server.serveForever() } catch ServerError.closed {} catch { Issue.record("\(error)") }
+    }
+
+    @Test func runningADroppedServerThrowsClosed() async throws {
+        var server: ThreadingTCPServer? = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        let control = server!.control
+        server = nil
+        await #expect { try await control.run(pollInterval: 0.05) } throws: { error in
+            (error as? ServerError)?.kind == .closed
+        }
+    }
+}

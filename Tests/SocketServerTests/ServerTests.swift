@@ -194,7 +194,8 @@ struct LifecycleTests {
     @Test func serveAfterCloseThrows() throws {
         let server = try TCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
         server.serverClose()
-        #expect(throws: SocketError.self) { try server.serveForever() }
+        let e = #expect(throws: ServerError.self) { try server.serveForever() }
+        #expect(e?.kind == .closed)
     }
 
     @Test func failedBindLeaksNoDescriptor() throws {

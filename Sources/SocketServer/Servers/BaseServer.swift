@@ -212,6 +212,10 @@ open class BaseServer: ServerClosing {
     /// how often ``serviceActions()`` runs when idle; shutdown does not wait
     /// for it (the loop is woken at once). While ``limits`` are full (policy
     /// `.wait`), the loop accepts nothing until a request ends.
+    ///
+    /// Throws ``ServerError`` for a misuse: ``ServerError/Kind/alreadyServing``
+    /// when the loop already runs (on any thread), ``ServerError/Kind/closed``
+    /// once the server is closed.
     public func serveForever(pollInterval: Double? = 0.5) throws {
         try control.apply(.startServing(Sys.currentThread())) { _ in () }
         defer { control.apply(.stoppedServing) }
@@ -234,7 +238,8 @@ open class BaseServer: ServerClosing {
 
     /// Runs ``serveForever(pollInterval:)`` on a new thread and returns once
     /// it is serving. Stop it with `control.shutdown()` (or ``shutdown()``);
-    /// an error that ends the loop is reported on standard error.
+    /// an error that ends the loop is reported on standard error. Throws
+    /// ``ServerError/Kind/threadStart`` when the thread cannot be started.
     @discardableResult
     public func serveInBackground(pollInterval: Double? = 0.5) throws -> ServerControl {
         let hop = ThreadHop(self)
@@ -250,11 +255,12 @@ open class BaseServer: ServerClosing {
     }
 
     /// Handles one request, waiting for it at most ``timeout`` seconds;
-    /// calls ``handleTimeout()`` if none came.
+    /// calls ``handleTimeout()`` if none came. Throws ``ServerError/Kind/closed``
+    /// for a closed server (or one without a socket).
     public func handleRequest() throws {
         var deadline = timeout.map { Deadline.after(nanos: nanos(fromSeconds: $0)) } ?? .none
         let fd = fileno
-        guard fd >= 0 else { throw SocketError.closed(operation: "handle request") }
+        guard fd >= 0 else { throw ServerError.closed(operation: "handle request") }
         let outcome: SysOutcome<Int16>
         do { outcome = try Sys.poll(fd, Sys.pollIn, deadline: &deadline) } catch { throw SocketError(error, operation: "poll") }
         if case .done = outcome { handleRequestNoBlock() } else { handleTimeout() }

@@ -77,13 +77,13 @@ struct Lifecycle: Sendable {
         return hasServed || failed ? .stopped : .starting
     }
 
-    /// The transition function. Throws for a misuse (serving a closed
-    /// server, or serving twice).
+    /// The transition function. Throws ``ServerError`` for a misuse:
+    /// serving a closed server (`.closed`), or serving twice (`.alreadyServing`).
     mutating func apply(_ event: Event) throws {
         switch event {
         case .startServing(let thread):
-            if closed { throw SocketError.closed(operation: "serve forever") }
-            if serving { throw SocketError.invalidArgument("serveForever is already running") }
+            if closed { throw ServerError.closed(operation: "serve forever") }
+            if serving { throw ServerError.alreadyServing() }
             serving = true
             servingThread = thread
             hasServed = true
