@@ -188,14 +188,8 @@ extension Sys {
             header.pointee.cmsg_type = Int32(SCM_RIGHTS)
             header.pointee.cmsg_len = .init(ControlMessage.length(dataBytes))
             fds.withUnsafeBytes { (raw.baseAddress! + ControlMessage.headerSize).copyMemory(from: $0.baseAddress!, byteCount: dataBytes) }
-            var iov = iovec(iov_base: UnsafeMutableRawPointer(mutating: data.baseAddress), iov_len: data.count)
-            return withUnsafeMutablePointer(to: &iov) { iovp in
-                var msg = msghdr()
-                msg.msg_iov = iovp
-                msg.msg_iovlen = 1
-                msg.msg_control = raw.baseAddress
-                msg.msg_controllen = .init(raw.count)
-                return Glibc.sendmsg(fd, &msg, noSignal)
+            return ControlMessage.withMessage(UnsafeMutableRawBufferPointer(mutating: data), control: raw) { msg in
+                Glibc.sendmsg(fd, &msg, noSignal)
             }
         }
     }
@@ -217,13 +211,7 @@ extension Sys {
                         into received: inout ReceivedDescriptors) -> Int {
         var control = [UInt8](repeating: 0, count: ControlMessage.space(maxFDs * MemoryLayout<Int32>.size))
         return control.withUnsafeMutableBytes { raw in
-            var iov = iovec(iov_base: data.baseAddress, iov_len: data.count)
-            return withUnsafeMutablePointer(to: &iov) { iovp in
-                var msg = msghdr()
-                msg.msg_iov = iovp
-                msg.msg_iovlen = 1
-                msg.msg_control = raw.baseAddress
-                msg.msg_controllen = .init(raw.count)
+            return ControlMessage.withMessage(data, control: raw) { msg in
                 let n = Glibc.recvmsg(fd, &msg, Int32(MSG_CMSG_CLOEXEC))
                 guard n >= 0 else { return n }
                 received = ReceivedDescriptors(fds: ControlMessage.descriptors(in: UnsafeRawBufferPointer(raw),
@@ -260,6 +248,21 @@ private enum ControlMessage {
     static var headerSize: Int { align(MemoryLayout<cmsghdr>.size) }
     static func space(_ dataBytes: Int) -> Int { headerSize + align(dataBytes) }
     static func length(_ dataBytes: Int) -> Int { headerSize + dataBytes }
+
+    /// Runs `body` with a message header over `data` (one iovec) and the
+    /// control buffer `control`.
+    static func withMessage(_ data: UnsafeMutableRawBufferPointer, control: UnsafeMutableRawBufferPointer,
+                            _ body: (inout msghdr) -> Int) -> Int {
+        var iov = iovec(iov_base: data.baseAddress, iov_len: data.count)
+        return withUnsafeMutablePointer(to: &iov) { iovp in
+            var msg = msghdr()
+            msg.msg_iov = iovp
+            msg.msg_iovlen = 1
+            msg.msg_control = control.baseAddress
+            msg.msg_controllen = .init(control.count)
+            return body(&msg)
+        }
+    }
 
     /// The descriptors of the `SCM_RIGHTS` messages in the first `length` bytes of `raw`.
     static func descriptors(in raw: UnsafeRawBufferPointer, length controlLength: Int) -> [Int32] {
