@@ -17,14 +17,17 @@ let package = Package(
         // A few libc calls Swift's Glibc module hides without _GNU_SOURCE.
         .target(name: "CSocketServer"),
         .target(name: "SocketServer", dependencies: ["CSocketServer"]),
-        .testTarget(name: "SocketServerTests", dependencies: ["SocketServer", "activation-echo"]),
+        // What the test targets share: temporary directories, bounded waits,
+        // threads, processes, files, sockets, certificates.
+        .target(name: "TestSupport", dependencies: ["SocketServer"], path: "Tests/TestSupport"),
+        .testTarget(name: "SocketServerTests", dependencies: ["SocketServer", "TestSupport", "activation-echo"]),
         // A test-only echo server for the socket activation and restart tests.
         .executableTarget(name: "activation-echo", dependencies: ["SocketServer"], path: "Tests/activation-echo"),
         // TLS on the system's OpenSSL 3 (a C library, not a package); SocketServer never depends on it.
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
         .target(name: "SocketServerTLS", dependencies: ["SocketServer", "COpenSSL"]),
-        .testTarget(name: "SocketServerTLSTests", dependencies: ["SocketServerTLS", "SocketServer"]),
+        .testTarget(name: "SocketServerTLSTests", dependencies: ["SocketServerTLS", "SocketServer", "TestSupport"]),
         // What the samples share: option parsing, the signal-to-shutdown
         // wiring, the `listening on` and error lines.
         .target(name: "SampleSupport", dependencies: ["SocketServer", "SocketServerTLS"], path: "Samples/SampleSupport"),
@@ -32,7 +35,7 @@ let package = Package(
         .executableTarget(name: $0, dependencies: ["SampleSupport", "SocketServer"], path: "Samples/\($0)")
     } + [
         // Starts the built samples and talks to them; depends on them so they are built first.
-        .testTarget(name: "SampleTests", dependencies: ["SocketServer", "SampleSupport"] + samples.map { .target(name: $0) },
+        .testTarget(name: "SampleTests", dependencies: ["SocketServer", "SampleSupport", "TestSupport"] + samples.map { .target(name: $0) },
                     path: "Tests/SampleTests"),
         // Fuzz targets (Fuzz/README.md): libFuzzer binaries when built by
         // Fuzz/run.sh (-sanitize=fuzzer -DFUZZING), corpus replayers otherwise.

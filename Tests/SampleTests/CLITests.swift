@@ -3,6 +3,7 @@
 @preconcurrency import Glibc
 #endif
 import Testing
+import TestSupport
 
 let allSamples = ["timestamp-server", "timestamp-client", "chat-server", "chat-client",
                   "echo-server", "file-server", "file-client"]

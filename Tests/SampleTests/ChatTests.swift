@@ -1,10 +1,10 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
-import Dispatch
 import SocketServer
 import Synchronization
 import Testing
+import TestSupport
 
 /// A chat participant on the test side.
 final class Chatter {
@@ -147,7 +147,7 @@ final class Chatter {
         let lineCount = 2600  // ~2.6 MiB in all
         let received = Locked<[String]>([])
         let goodSocket = good.client.socket  // nothing is buffered in good's reader now
-        let reading = thread {
+        let reading = try TestThread {
             let reader = Client(socket: goodSocket)
             for _ in 0..<(lineCount + 10) {
                 guard let line = try? reader.line() else { return }
@@ -161,11 +161,11 @@ final class Chatter {
             // Pace the flood by what good has read, so only the client that
             // never reads can fall 1 MiB behind, however loaded the machine.
             if i % 100 == 99 {
-                #expect(eventually(timeout: 30) { received.withLock { $0.count } >= i - 200 })
+                #expect(eventually(30) { received.withLock { $0.count } >= i - 200 })
             }
         }
         try flood.say("done")
-        #expect(reading.wait(timeout: .now() + 60) == .success)
+        #expect(reading.finished(within: 60))
         let lines = received.withLock { $0 }
         #expect(lines.contains("* slow left"))
         let floodLines = lines.filter { $0.hasPrefix("flood: ") }

@@ -3,6 +3,7 @@
 #endif
 import SocketServer
 import Testing
+import TestSupport
 
 @Suite struct EchoTests {
     @Test(arguments: serverModes)

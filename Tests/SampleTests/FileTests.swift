@@ -1,10 +1,10 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
-import Dispatch
 import SocketServer
 import Synchronization
 import Testing
+import TestSupport
 
 /// A file-server over a fresh directory.
 final class FileServerFixture {

@@ -8,6 +8,7 @@
 import SampleSupport
 import SocketServer
 import Testing
+import TestSupport
 
 @Suite struct FirstHourTests {
     /// `--host '[::1]'`, as the samples print IPv6 addresses, is accepted by

@@ -21,6 +21,7 @@ import SampleSupport
 import SocketServer
 import Synchronization
 import Testing
+import TestSupport
 
 // MARK: - Watching a server from outside
 
@@ -42,7 +43,7 @@ private struct ProcessView {
     var rssKiB: Int { status("VmRSS") ?? -1 }
     /// The peak resident size so far.
     var peakKiB: Int { status("VmHWM") ?? -1 }
-    var fds: Int { TempDir.entries("/proc/\(pid)/fd").count }
+    var fds: Int { directoryEntries("/proc/\(pid)/fd").count }
 
     var usage: Usage { Usage(fds: fds, threads: threads, rssKiB: rssKiB) }
 }
@@ -57,7 +58,7 @@ private struct Usage: CustomStringConvertible {
 /// Waits (at most `timeout`) until the server is back to at most `threads`
 /// threads and `fds` descriptors; whether it got there.
 private func settles(_ view: ProcessView, threads: Int, fds: Int? = nil, timeout: Double = 20) -> Bool {
-    eventually(timeout: timeout) { view.threads <= threads && (fds.map { view.fds <= $0 } ?? true) }
+    eventually(timeout) { view.threads <= threads && (fds.map { view.fds <= $0 } ?? true) }
 }
 
 /// The inode of the socket listening on 127.0.0.1:`port` (from /proc/net/tcp):
@@ -86,8 +87,7 @@ private func isAlive(_ server: ServerProcess) -> Bool { server.process.wait(time
 
 /// Closes with a reset: SO_LINGER {1, 0}, then close, so the peer gets RST.
 private func reset(_ socket: Socket) {
-    var l = linger(l_onoff: 1, l_linger: 0)
-    withUnsafeBytes(of: &l) { try? socket.setOption(level: SOL_SOCKET, name: SO_LINGER, bytes: $0) }
+    try? resetOnClose(socket)
     socket.close()
 }
 
@@ -150,13 +150,6 @@ private func content(_ line: [UInt8]) -> [UInt8] {
     return Array(line[..<end])
 }
 
-/// Runs `body` on `count` threads (index passed) and waits for all, at most `timeout`.
-private func runThreads(_ count: Int, timeout: Double = 120, _ body: @escaping @Sendable (Int) -> Void) -> Bool {
-    let done = (0..<count).map { i in thread { body(i) } }
-    let deadline = DispatchTime.now() + timeout
-    return done.allSatisfy { $0.wait(timeout: deadline) == .success }
-}
-
 /// The reliability suites, one after another (each starts its own server
 /// and some load it heavily, or watch its memory).
 @Suite(.serialized) struct ReliabilityTests {}
@@ -201,7 +194,7 @@ extension ReliabilityTests {
             let c = try server.connect()
             let socket = c.socket
             let tally = Tally()
-            let sender = thread {
+            let sender = try TestThread {
                 let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 1 << 16)
                 var sent = 0
                 while sent < total {
@@ -212,7 +205,7 @@ extension ReliabilityTests {
             }
             #expect(try c.line() == refusal)
             #expect(c.isClosedByServer())
-            #expect(sender.wait(timeout: .now() + 120) == .success, "the sender never stopped")
+            #expect(sender.finished(within: 120), "the sender never stopped")
             let sent = tally.counter.load(ordering: .relaxed)
             #expect(sent < total, "the server read all \(sent) bytes instead of closing")
             socket.close()
@@ -418,7 +411,7 @@ extension ReliabilityTests {
             if !reachableByOthers(binary) {
                 let d = try TempDir()
                 chmod(d.path, 0o755)
-                guard let bytes = readFile(binary) else { throw HarnessError("cannot read \(binary)") }
+                guard let bytes = readFile(binary) else { throw TestFailure("cannot read \(binary)") }
                 try writeFile(d.file("echo-server"), bytes)
                 chmod(d.file("echo-server"), 0o755)
                 binary = d.file("echo-server")
@@ -479,7 +472,7 @@ extension ReliabilityTests {
         /// How many tasks (threads) processes of `uid` run now.
         private func tasksOf(uid: uid_t) -> Int {
             var total = 0
-            for entry in TempDir.entries("/proc") where entry.allSatisfy(\.isNumber) {
+            for entry in directoryEntries("/proc") where entry.allSatisfy(\.isNumber) {
                 guard let text = readFile("/proc/\(entry)/status")?.text else { continue }
                 var realUID: String?
                 var threads = 0
@@ -617,13 +610,13 @@ extension ReliabilityTests {
             let c = try server.connect()
             let socket = c.socket
             let bytes = payload
-            let sender = thread {
+            let sender = try TestThread {
                 try? socket.sendAll(bytes)
                 try? socket.shutdown(.write)
             }
             var got: [UInt8] = []
             while let line = try c.rawLine() { got += line }
-            #expect(sender.wait(timeout: .now() + 60) == .success)
+            #expect(sender.finished(within: 60))
             #expect(got.count == payload.count)
             #expect(got == payload, "first difference at \(zip(got, payload).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(got.count, payload.count))")
             #expect(isAlive(server))
@@ -644,14 +637,14 @@ extension ReliabilityTests {
                 content(line).first == UInt8(ascii: "/") ? [UInt8(ascii: "x")] + line : line
             }.filter { !content($0).allSatisfy { $0 == 0x20 || $0 == 0x09 } }  // blank lines go to nobody
             let socket = a.socket
-            let sender = thread { try? socket.sendAll(lines.flatMap { $0 }) }
+            let sender = try TestThread { try? socket.sendAll(lines.flatMap { $0 }) }
             for (i, line) in lines.enumerated() {
                 let expected = Array("\(aName): \(String(decoding: content(line), as: UTF8.self))\n".utf8)
                 let got = try b.rawLine()
                 #expect(got == expected, "line \(i): sent \(line), got \(got ?? [])")
                 if got != expected { break }
             }
-            #expect(sender.wait(timeout: .now() + 60) == .success)
+            #expect(sender.finished(within: 60))
             try b.send("/who\n")
             #expect(try b.line()?.hasPrefix("* online: ") == true)
             #expect(isAlive(server))
@@ -663,7 +656,7 @@ extension ReliabilityTests {
             let lines = Self.awkwardLines(seed: 45, count: 300)
             let c = try server.connect()
             let socket = c.socket
-            let sender = thread { try? socket.sendAll(lines.flatMap { $0 }) }
+            let sender = try TestThread { try? socket.sendAll(lines.flatMap { $0 }) }
             for (i, line) in lines.enumerated() {
                 guard let got = try c.rawLine() else { Issue.record("EOF at line \(i)"); break }
                 // `[` + 24 characters of ctime + `] ` + LINE + LF
@@ -672,7 +665,7 @@ extension ReliabilityTests {
                 #expect(ok, "line \(i): sent \(line), got \(got)")
                 if !ok { break }
             }
-            #expect(sender.wait(timeout: .now() + 60) == .success)
+            #expect(sender.finished(within: 60))
             #expect(isAlive(server))
         }
 
@@ -687,17 +680,17 @@ extension ReliabilityTests {
                 let noise = rng.bytes(256 << 10)
                 let c = try server.connect()
                 let socket = c.socket
-                let sender = thread {
+                let sender = try TestThread {
                     try? socket.sendAll(noise)
                     try? socket.shutdown(.write)
                 }
                 // Read whatever comes back until the server closes (or resets).
                 var buffer = [UInt8](repeating: 0, count: 65536)
-                let deadline = monotonic() + 60
-                while monotonic() < deadline {
+                let deadline = now() + 60
+                while now() < deadline {
                     guard let n = try? socket.recv(into: &buffer), n > 0 else { break }
                 }
-                #expect(sender.wait(timeout: .now() + 60) == .success)
+                #expect(sender.finished(within: 60))
                 if seed.isMultiple(of: 2) { reset(socket) } else { socket.close() }
                 #expect(isAlive(server), "\(name) died on seed \(100 + seed): \(server.stderr)")
             }

@@ -8,6 +8,7 @@
 #endif
 import SocketServer
 import Testing
+import TestSupport
 
 let tcpServers = ["timestamp-server", "chat-server", "echo-server", "file-server"]
 let proxyV1 = "PROXY TCP4 203.0.113.7 127.0.0.1 40000 21567\r\n"
@@ -462,7 +463,7 @@ struct ServingOptionsLogTests {
                                      ["-l", "127.0.0.1:\(port)", binDirectory + "/echo-server", "--systemd", "--port", "1"])
             // It says `Listening on 127.0.0.1:PORT as 3.` on stderr, then
             // starts the server at the first connection.
-            guard eventually({ activator.stderr.contains("Listening on") || activator.wait(timeout: 0) != nil }),
+            guard eventually(10, { activator.stderr.contains("Listening on") || activator.wait(timeout: 0) != nil }),
                   let c = try? Client(port: port) else {
                 lastError = "cannot connect: \(activator.stderr)"
                 continue

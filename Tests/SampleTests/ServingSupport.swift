@@ -8,17 +8,7 @@
 #endif
 import SocketServer
 import Testing
-
-/// The absolute path of a program found in PATH, or nil.
-func programPath(_ name: String) -> String? {
-    let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
-    for dir in path.split(separator: ":") where access("\(dir)/\(name)", X_OK) == 0 {
-        return "\(dir)/\(name)"
-    }
-    return nil
-}
-
-func havePrograms(_ names: String...) -> Bool { names.allSatisfy { programPath($0) != nil } }
+import TestSupport
 
 /// Runs a program (a sample by name, or one from PATH) to its end, at most
 /// `timeout` seconds: its exit code, stdout and stderr.
@@ -32,47 +22,30 @@ func runProgram(_ name: String, _ arguments: [String], stdin: Proc.Input = .null
 
 private func isSample(_ name: String) -> Bool { access(binDirectory + "/" + name, X_OK) == 0 }
 
-/// The certificates' directory, removed at exit.
-private let certificateDirectory = Locked<String?>(nil)
-
 /// Certificates made once per run with the openssl CLI: a CA (`ca.pem`), a
 /// server certificate it signed for localhost and 127.0.0.1 (`server.pem`,
 /// `server.key`), and a file that is no certificate (`bad.pem`).
 final class SampleCertificates: Sendable {
     let directory: String
+    private let factory: CertificateFactory
 
-    private static let shared: Result<SampleCertificates, HarnessError> = {
-        do { return .success(try SampleCertificates()) } catch let e as HarnessError { return .failure(e) } catch {
-            return .failure(HarnessError("\(error)"))
+    private static let shared: Result<SampleCertificates, TestFailure> = {
+        do { return .success(try SampleCertificates()) } catch let e as TestFailure { return .failure(e) } catch {
+            return .failure(TestFailure("\(error)"))
         }
     }()
 
     static func get() throws -> SampleCertificates { try shared.get() }
 
     private init() throws {
-        var template = Array("/tmp/sample-certs-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
-        directory = String(cString: made)
-        let d = directory
-        certificateDirectory.withLock { $0 = d }
-        atexit { if let d = certificateDirectory.withLock({ $0 }) { TempDir.remove(d) } }
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-        try openssl(["req", "-x509"] + ec + ["-keyout", "\(d)/ca.key", "-out", "\(d)/ca.pem", "-days", "2",
-                                             "-subj", "/CN=Sample Tests CA"])
-        try writeFile("\(d)/server.ext", Array("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n".utf8))
-        try openssl(["req"] + ec + ["-keyout", "\(d)/server.key", "-out", "\(d)/server.csr", "-subj", "/CN=localhost"])
-        try openssl(["x509", "-req", "-in", "\(d)/server.csr", "-CA", "\(d)/ca.pem", "-CAkey", "\(d)/ca.key",
-                     "-set_serial", "4001", "-days", "2", "-extfile", "\(d)/server.ext", "-out", "\(d)/server.pem"])
-        try writeFile("\(d)/bad.pem", Array("this is not a certificate\n".utf8))
+        factory = try CertificateFactory(prefix: "sample-certs")
+        directory = factory.directory
+        try factory.makeCA("ca", subject: "/CN=Sample Tests CA")
+        try factory.issue("server", serial: 4001, subject: "/CN=localhost", extensions: "subjectAltName=DNS:localhost,IP:127.0.0.1")
+        try writeFile(factory.path("bad.pem"), "this is not a certificate\n")
     }
 
-    private func openssl(_ args: [String]) throws {
-        guard let openssl = programPath("openssl") else { throw HarnessError("no openssl in PATH") }
-        let (code, _, err) = try runProgram(openssl, args)
-        if code != 0 { throw HarnessError("openssl \(args.joined(separator: " ")) failed: \(err)") }
-    }
-
-    func path(_ name: String) -> String { "\(directory)/\(name)" }
+    func path(_ name: String) -> String { factory.path(name) }
     var ca: String { path("ca.pem") }
     /// `--tls-cert server.pem --tls-key server.key`.
     var serverOptions: [String] { ["--tls-cert", path("server.pem"), "--tls-key", path("server.key")] }
@@ -176,20 +149,11 @@ extension Client {
 
     /// Closes with a reset (SO_LINGER 0) instead of a FIN.
     func reset() throws {
-        var option = linger(l_onoff: 1, l_linger: 0)
-        try withUnsafeBytes(of: &option) { try socket.setOption(level: SOL_SOCKET, name: SO_LINGER, bytes: $0) }
+        try resetOnClose(socket)
         socket.close()
     }
 
     var localPort: Int { (try? socket.localAddress().port ?? -1) ?? -1 }
-}
-
-/// A port free just now on 127.0.0.1 (for programs that bind it themselves).
-func freePort() throws -> Int {
-    let s = try Socket(family: .inet, type: .stream)
-    defer { s.close() }
-    try s.bind(to: SocketAddress(ipv4: "127.0.0.1", port: 0))
-    return try s.localAddress().port!
 }
 
 /// A python3 TLS client: connects to 127.0.0.1:PORT trusting CA, checks

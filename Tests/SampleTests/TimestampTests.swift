@@ -3,6 +3,7 @@
 #endif
 import SocketServer
 import Testing
+import TestSupport
 
 /// `[Mon Jun  4 15:34:12 2018] ` followed by `rest`.
 func isStamped(_ line: String, _ rest: String) -> Bool {

@@ -6,6 +6,7 @@ import SocketServer
 import SocketServerTLS
 import Synchronization
 import Testing
+import TestSupport
 
 @Suite("TLS: deadlines, time-outs, SIGPIPE, reload, SNI, verification", .serialized)
 struct TLSBehaviourTests {
@@ -24,9 +25,7 @@ struct TLSBehaviourTests {
         defer { trickler.close() }
         let record: [UInt8] = [0x16, 0x03, 0x01, 0x02, 0x00] + [UInt8](repeating: 0x01, count: 512)
         let sentAll = Locked<Bool>(false)
-        let trickled = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            defer { trickled.signal() }
+        let trickled = try TestThread {
             for byte in record {
                 guard (try? trickler.sendAll([byte])) != nil else { return }
                 var one = [UInt8](repeating: 0, count: 1)
@@ -41,7 +40,7 @@ struct TLSBehaviourTests {
         #expect(try client.ask("hello") == "hello")
         // The silent ones are closed by the server (end of file, not our 15 s time-out).
         for s in silent { #expect(try s.recv(16).isEmpty) }
-        #expect(trickled.wait(timeout: .now() + 30) == .success)
+        #expect(trickled.finished(within: 30))
         #expect(!sentAll.withLock { $0 }, "the trickled handshake was not cut at its deadline")
         #expect(eventually { server.errors.withLock { $0.count } == 21 })
         let timeouts = server.errors.withLock { $0.filter { ($0 as? SocketError)?.isTimeout == true }.count }
@@ -113,8 +112,8 @@ struct TLSBehaviourTests {
         let dir = certs.directory
         // The server's files, which a reload reads again.
         let cert = "\(dir)/live.pem", key = "\(dir)/live.key"
-        writeFile(cert, readFile(certs.path("server.pem")))
-        writeFile(key, readFile(certs.path("server.key")))
+        try writeFile(cert, readFile(certs.path("server.pem")) ?? [])
+        try writeFile(key, readFile(certs.path("server.key")) ?? [])
         let context = try TLSContext(certificateChainFile: cert, privateKeyFile: key)
         let (server, stage) = try TLSTestServer.start(context)
         defer { server.stop() }
@@ -122,19 +121,19 @@ struct TLSBehaviourTests {
         let first = try TestClient(port: server.port, context: clientContext)
         #expect(first.stream.session.peerCertificate == certs.der("server"))
 
-        writeFile(cert, readFile(certs.path("server2.pem")))
-        writeFile(key, readFile(certs.path("server2.key")))
+        try writeFile(cert, readFile(certs.path("server2.pem")) ?? [])
+        try writeFile(key, readFile(certs.path("server2.key")) ?? [])
         try stage.reload()
         let second = try TestClient(port: server.port, context: clientContext)
         #expect(second.stream.session.peerCertificate == certs.der("server2"))
         #expect(try first.ask("still here") == "still here")
 
         // A truncated key: the reload throws and the server keeps the last good one.
-        let keyText = readFile(certs.path("server.key"))
-        writeFile(cert, readFile(certs.path("server.pem")))
-        writeFile(key, String(keyText.prefix(keyText.count / 2)))
+        let keyText = readTextFile(certs.path("server.key")) ?? ""
+        try writeFile(cert, readFile(certs.path("server.pem")) ?? [])
+        try writeFile(key, String(keyText.prefix(keyText.count / 2)))
         #expect { try stage.reload() } throws: { error in
-            (error as? TLSError)?.kind == .configuration && "\(error)".contains("live.key")
+            (error as? TLSError)?.kind == .configuration && (error as? TLSError)?.operation.contains("live.key") == true
         }
         let third = try TestClient(port: server.port, context: clientContext)
         #expect(third.stream.session.peerCertificate == certs.der("server2"))
@@ -178,7 +177,7 @@ struct TLSBehaviourTests {
         let ip = try TestClient(port: server.port, context: certs.clientContext(), serverName: "127.0.0.1")
         #expect(try ip.ask("info")?.contains("sni=-") == true)
         // And with openssl s_client as the peer.
-        let (_, out, _) = try run(["openssl", "s_client", "-connect", "127.0.0.1:\(server.port)", "-servername", "b.test",
+        let (_, out, _) = try runToEnd(["openssl", "s_client", "-connect", "127.0.0.1:\(server.port)", "-servername", "b.test",
                                    "-CAfile", certs.path("ca.pem"), "-verify_return_error", "-ign_eof"],
                                   input: "info\nquit\n", directory: certs.directory)
         #expect(out.contains("CN = b.test") || out.contains("CN=b.test"), "\(out)")
@@ -230,10 +229,8 @@ struct TLSBehaviourTests {
         let line = String(repeating: "x", count: 1000) + "\n"
         let lines = 4000  // 4 MB each way, more than the socket buffers hold
         let stream = c.stream
-        let done = DispatchSemaphore(value: 0)
         let failed = Locked<Bool>(false)
-        DispatchQueue.global().async {
-            defer { done.signal() }
+        let writing = try TestThread {
             let writer = SocketWriter(stream: stream)
             do { for _ in 0..<lines { try writer.write(line) }; try writer.flush() } catch { failed.withLock { $0 = true } }
         }
@@ -242,7 +239,7 @@ struct TLSBehaviourTests {
             #expect(got.count == line.utf8.count)
             count += 1
         }
-        #expect(done.wait(timeout: .now() + 30) == .success)
+        #expect(writing.finished(within: 30))
         #expect(count == lines)
         #expect(!failed.withLock { $0 })
         #expect(c.stream.bytesReceived == lines * line.utf8.count)
@@ -251,14 +248,10 @@ struct TLSBehaviourTests {
     @Test func bytesAlreadyBufferedAreReadFirst() throws {
         // A middle-man takes the ClientHello's first bytes, as a PROXY
         // header's reader would, and hands them to the server's session.
-        let (clientSide, serverSide) = try Socket.pair(family: .unix, type: .stream)
-        try clientSide.setTimeout(10)
-        try serverSide.setTimeout(10)
+        let (clientSide, serverSide) = try SockKit.pair()
         let clientContext = try certs.clientContext()
         let result = Locked<String>("")
-        let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            defer { done.signal() }
+        let client = try TestThread {
             do {
                 let c = try TLSStream.client(over: clientSide, context: clientContext, serverName: "localhost")
                 let (r, w) = c.makeStreams()
@@ -274,7 +267,7 @@ struct TLSBehaviourTests {
         let line = try r.readTextLine()
         try w.write("pong \(line ?? "")\n")
         try w.flush()
-        #expect(done.wait(timeout: .now() + 20) == .success)
+        #expect(client.finished(within: 20))
         #expect(result.withLock { $0 } == "pong ping")
     }
 
@@ -297,7 +290,7 @@ struct TLSBehaviourTests {
             plain.sendall(b'plain text\\n')
             print('done', flush=True)
             """
-        let server = try Peer(["python3", "-c", script, certs.path("server.pem"), certs.path("server.key")],
+        let server = try TestProcess(["python3", "-c", script, certs.path("server.pem"), certs.path("server.key")],
                               directory: certs.directory)
         defer { server.kill() }
         #expect(server.waitForOutput("port "), "\(server.stderr)")
@@ -329,7 +322,7 @@ struct TLSBehaviourTests {
     @Test func sendFileOverTLSFallsBackToReadAndWrite() throws {
         let path = "\(certs.directory)/payload"
         let payload = (0..<300_000).map { String($0 % 10) }.joined()
-        writeFile(path, payload)
+        try writeFile(path, payload)
         FileHandler.path = path
         let (server, _) = try TLSTestServer.start(certs.serverContext(), handler: FileHandler.self)
         defer { server.stop() }

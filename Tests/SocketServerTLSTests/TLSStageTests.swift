@@ -1,10 +1,10 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Dispatch
 import SocketServer
 import SocketServerTLS
 import Testing
+import TestSupport
 
 /// A stage before TLS that reads a `HELLO` line through the connection's
 /// reader, as a PROXY header stage does: the reader buffers what follows.
@@ -45,15 +45,10 @@ struct TLSStageOrderTests {
         defer { upstream.close() }
         let (clientSide, relaySide) = try Socket.pair(family: .unix, type: .stream)
         try clientSide.setTimeout(10)
-        let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            TLSStageOrderTests.relay(relaySide, upstream, prefix: Array("HELLO\n".utf8))
-            done.signal()
-        }
-        DispatchQueue.global().async {
-            TLSStageOrderTests.relay(upstream, relaySide)
-            done.signal()
-        }
+        let relays = [
+            try TestThread { TLSStageOrderTests.relay(relaySide, upstream, prefix: Array("HELLO\n".utf8)) },
+            try TestThread { TLSStageOrderTests.relay(upstream, relaySide) },
+        ]
         let tls = try TLSStream.client(over: clientSide, context: certs.clientContext(), serverName: "localhost")
         let (r, w) = tls.makeStreams()
         try w.write("info\n")
@@ -63,7 +58,7 @@ struct TLSStageOrderTests {
         // its own and closes: both relays end by themselves. (Cutting them
         // here could drop the close_notify on its way: a ragged end.)
         tls.close()
-        let ended = done.wait(timeout: .now() + 20) == .success && done.wait(timeout: .now() + 20) == .success
+        let ended = relays.allSatisfy { $0.finished(within: 20) }
         if !ended {
             try? relaySide.shutdown(.both)
             try? upstream.shutdown(.both)

@@ -4,27 +4,11 @@ import Glibc
 @testable import SocketServer
 import Synchronization
 import Testing
-
-/// The build directory, where `activation-echo` is.
-private let binDirectory: String = {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    let path = String(decoding: buffer[..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
-}()
+import TestSupport
 
 /// How many of this process's descriptors refer to the socket with `inode`.
 private func descriptors(of inode: UInt64) -> Int {
-    var count = 0
-    guard let dir = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(dir) }
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        var buffer = [CChar](repeating: 0, count: 256)
-        let n = readlink("/proc/self/fd/" + name, &buffer, buffer.count - 1)
-        if n > 0, String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "socket:[\(inode)]" { count += 1 }
-    }
-    return count
+    openDescriptorLinks().values.filter { $0 == "socket:[\(inode)]" }.count
 }
 
 private func isCloseOnExec(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) & FD_CLOEXEC != 0 }
@@ -104,7 +88,7 @@ struct ActivationTests {
         uc.close()
         udp.shutdown(); udp.serverClose()
         // Unix stream, bound but not listening yet: made to listen; its file stays.
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let path = dir.file("adopted.sock")
         let us = try Socket(family: .unix, type: .stream)
         try us.bind(to: SocketAddress(unixPath: path))
@@ -123,23 +107,23 @@ struct ActivationTests {
 
     @Test(.enabled(if: haveProgram("systemd-socket-activate")))
     func servesUnderSystemdSocketActivate() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         var lastError: (any Error)?
         for _ in 0..<3 {  // the free port may be taken between our check and its bind: try another
             let port = try freePort()
             let address = try SocketAddress(ipv4: "127.0.0.1", port: port)
-            let child = try ChildProcess([programPath("systemd-socket-activate")!, "-l", "127.0.0.1:\(port)", binDirectory + "/activation-echo"],
-                                         outputPath: dir.file("activation.log"))
-            defer { child.stop() }
+            let child = try TestProcess([programPath("systemd-socket-activate")!, "-l", "127.0.0.1:\(port)", binDirectory + "/activation-echo"],
+                                         stdoutPath: dir.file("activation.log"), ownProcessGroup: true)
+            defer { child.kill() }
             do {
                 let c = try connectWhenUp(address)
                 defer { c.close() }
                 #expect(try roundTrip(c, c.makeReader(), "through the passed socket\n") == "through the passed socket\n",
-                        "\(child.output)")
+                        "\(child.stdout)")
                 let second = try client(address)
                 #expect(try roundTrip(second, second.makeReader(), "again\n") == "again\n")
                 second.close()
-                #expect(child.output.contains("serving 127.0.0.1:\(port)"))
+                #expect(child.stdout.contains("serving 127.0.0.1:\(port)"))
                 return
             } catch {
                 lastError = error
@@ -190,12 +174,12 @@ struct HandoffTests {
     }
 
     @Test func aServerTakesTheListenerOfAnother() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let handoff = dir.file("handoff.sock")
         let unixPath = dir.file("served.sock")
         let old = try ThreadingUnixStreamServer(unixPath, EchoStreamHandler.self)
         try old.serveInBackground(pollInterval: 0.05)
-        let taking = try SockKitThread<[Socket]> { try ListenerHandoff.take(from: handoff, timeout: 10) }
+        let taking = try TestThread<[Socket]>(unblocking: SockKit.ordinarySignals) { try ListenerHandoff.take(from: handoff, timeout: 10) }
         try ListenerHandoff.offer(old, at: handoff, timeout: 10)
         let sockets = try taking.join()
         #expect(sockets.count == 1)
@@ -212,11 +196,11 @@ struct HandoffTests {
     }
 
     @Test func aDatagramServerHandsOverItsSocket() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let handoff = dir.file("udp-handoff.sock")
         let old = try UDPServer(("127.0.0.1", 0), EchoDatagramHandler.self)
         try old.serveInBackground(pollInterval: 0.05)
-        let taking = try SockKitThread<[Socket]> { try ListenerHandoff.take(from: handoff, timeout: 10) }
+        let taking = try TestThread<[Socket]>(unblocking: SockKit.ordinarySignals) { try ListenerHandoff.take(from: handoff, timeout: 10) }
         try ListenerHandoff.offer(old, at: handoff, timeout: 10)
         let new = try UDPServer(socket: try taking.join()[0], EchoDatagramHandler.self)
         #expect(new.serverAddress == old.serverAddress)
@@ -235,7 +219,7 @@ struct HandoffTests {
     }
 
     @Test func takeTimesOutWithoutAnOfferer() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         #expect(throws: SocketError.self) { try ListenerHandoff.take(from: dir.file("nobody.sock"), timeout: 0.2) }
         #expect(throws: SocketError.self) { try ListenerHandoff.offer([try Socket()], at: dir.file("x.sock"), timeout: 0.2) }
     }

@@ -4,6 +4,7 @@ import Glibc
 @testable import SocketServer
 import Synchronization
 import Testing
+import TestSupport
 
 func address(_ host: String, _ port: Int = 1) throws -> SocketAddress {
     try SocketAddress.resolve(host: host, port: port, family: host.contains(":") ? .inet6 : .inet)

@@ -3,6 +3,7 @@ import Glibc
 #endif
 @testable import SocketServer
 import Testing
+import TestSupport
 
 /// HAProxy (Debian's `haproxy`, installed by `.ci/run`) in front of two
 /// servers on loopback: one backend with `send-proxy` (v1), one with
@@ -12,8 +13,8 @@ import Testing
 struct HAProxyTests {
     /// HAProxy with its two frontends up, and the two servers behind it.
     final class Setup {
-        let dir: SockKit.TempDir
-        let haproxy: ChildProcess
+        let dir: TempDir
+        let haproxy: TestProcess
         let v1Server: ProxyRecordingServer
         let v2Server: ProxyRecordingServer
         let v1Frontend: SocketAddress
@@ -21,7 +22,7 @@ struct HAProxyTests {
         let v6Frontend: SocketAddress?
 
         init() throws {
-            dir = try SockKit.TempDir()
+            dir = try TempDir()
             let trusted = ProxyProtocolConfig(trusted: CIDR.loopback, headerTimeout: 5)
             v1Server = try ProxyRecordingServer(("127.0.0.1", 0), ClientEchoHandler.self)
             v2Server = try ProxyRecordingServer(("127.0.0.1", 0), ClientEchoHandler.self)
@@ -30,7 +31,7 @@ struct HAProxyTests {
             try v1Server.serveInBackground(pollInterval: 0.05)
             try v2Server.serveInBackground(pollInterval: 0.05)
             let pv1 = try freePort(), pv2 = try freePort()
-            let pv6 = SockKit.ipv6Loopback ? try freePort(.inet6) : nil
+            let pv6 = ipv6Loopback ? try freePort(.inet6) : nil
             let config = """
                 defaults
                     mode tcp
@@ -50,8 +51,8 @@ struct HAProxyTests {
 
                 """
             let cfg = dir.file("haproxy.cfg")
-            Glibc.close(try SockKit.makeFile(cfg, Array(config.utf8)))
-            haproxy = try ChildProcess([programPath("haproxy")!, "-db", "-f", cfg], outputPath: dir.file("haproxy.log"))
+            try writeFile(cfg, config)
+            haproxy = try TestProcess([programPath("haproxy")!, "-db", "-f", cfg], stdoutPath: dir.file("haproxy.log"), ownProcessGroup: true)
             v1Frontend = try SocketAddress(ipv4: "127.0.0.1", port: pv1)
             v2Frontend = try SocketAddress(ipv4: "127.0.0.1", port: pv2)
             v6Frontend = try pv6.map { try SocketAddress(ipv6: "::1", port: $0) }
@@ -68,7 +69,7 @@ struct HAProxyTests {
         }
 
         func close() {
-            haproxy.stop()
+            haproxy.kill()
             for s in [v1Server, v2Server] { s.shutdown(); s.serverClose() }
             dir.cleanup()
         }
@@ -86,7 +87,7 @@ struct HAProxyTests {
             let me = try c.localAddress()
             let r = c.makeReader()
             // Bytes after the header reach the handler intact, both ways, twice.
-            #expect(try roundTrip(c, r, "PING\n") == "\(me) PING\n", "via \(frontend), \(setup.haproxy.output)")
+            #expect(try roundTrip(c, r, "PING\n") == "\(me) PING\n", "via \(frontend), \(setup.haproxy.stdout)")
             #expect(try roundTrip(c, r, "PING again\n") == "\(me) PING again\n")
             // A clean end: our FIN reaches the handler as end of file, its
             // close comes back. (Closing first instead makes HAProxy reset
@@ -102,13 +103,13 @@ struct HAProxyTests {
         // Health checks arrive (every 200 ms) and are recognised as such.
         for server in [setup.v1Server, setup.v2Server] {
             #expect(eventually(10) { server.seen.withLock { $0.filter(\.healthCheck).count } >= 3 },
-                    "\(server.seen.withLock { $0 }) \(setup.haproxy.output)")
+                    "\(server.seen.withLock { $0 }) \(setup.haproxy.stdout)")
         }
         let v2Checks = setup.v2Server.seen.withLock { $0.filter(\.healthCheck) }
         #expect(v2Checks.allSatisfy { $0.header?.command == .local })
         // None of it (clients, checks) reached handleError.
-        #expect(setup.v1Server.errors.withLock { $0 } == [], "\(setup.v1Server.seen.withLock { $0 })")
-        #expect(setup.v2Server.errors.withLock { $0 } == [], "\(setup.v2Server.seen.withLock { $0 })")
+        #expect(setup.v1Server.errors.withLock { $0.isEmpty }, "\(setup.v1Server.errorLines.withLock { $0 }) \(setup.v1Server.seen.withLock { $0 })")
+        #expect(setup.v2Server.errors.withLock { $0.isEmpty }, "\(setup.v2Server.errorLines.withLock { $0 }) \(setup.v2Server.seen.withLock { $0 })")
     }
 
     @Test func aForgedHeaderFromAnUntrustedPeerIsData() throws {

@@ -5,55 +5,7 @@ import Glibc
 import Dispatch
 import Synchronization
 import Testing
-
-/// A task executor with a thread of its own. Swift Testing runs the
-/// synchronous tests on the cooperative pool too (as many threads as cores,
-/// here 2), and they block it for seconds each; a `Task` the async tests
-/// start, and every resumption of theirs, would queue behind them (seen:
-/// `control.run()` not started after 10 s in CI). Their jobs run here
-/// instead.
-final class ThreadExecutor: TaskExecutor {
-    static let shared = ThreadExecutor()
-
-    private let jobs = Locked<[UnownedJob]>([])
-    private let ready = DispatchSemaphore(value: 0)
-
-    private init() {
-        let executor = Unmanaged.passUnretained(self)
-        // The thread runs for the life of the test process.
-        try! Threads.spawn(stackSize: 1 << 20) { executor.takeUnretainedValue().runJobs() }
-    }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        jobs.withLock { $0.append(job) }
-        ready.signal()
-    }
-
-    private func runJobs() {
-        while true {
-            ready.wait()  // a job is queued for every signal
-            let job = jobs.withLock { $0.removeFirst() }
-            job.runSynchronously(on: asUnownedTaskExecutor())
-        }
-    }
-}
-
-/// Runs `body` on ``ThreadExecutor/shared``, off the cooperative pool.
-func offThePool<T: Sendable>(_ body: () async throws -> T) async rethrows -> T {
-    try await withTaskExecutorPreference(ThreadExecutor.shared) { try await body() }
-}
-
-/// Polls `condition` from async code: a bounded wait that lets the task
-/// under test run meanwhile.
-func eventuallyAsync(_ seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
-    let deadline = Sys.monotonicNanos() + UInt64(seconds * 1e9)
-    while Sys.monotonicNanos() < deadline {
-        if condition() { return true }
-        try? await Task.sleep(nanoseconds: 2_000_000)  // deadline: a poll step
-    }
-    return condition()
-}
+import TestSupport
 
 @Suite struct ServingLifecycleTests {
     @Test func closeWithAnIdleClientEndsAtTheBound() throws {
@@ -149,4 +101,42 @@ func eventuallyAsync(_ seconds: Double = 10, _ condition: () -> Bool) async -> B
         #expect(server.control.state == .stopped)
         #expect(server.stats.completed == 1)
     } }
+}
+
+/// Using a server the wrong way throws `ServerError` (its own kinds), not
+/// a socket error.
+@Suite struct ServerMisuseTests {
+    @Test func serveForeverWhileServingThrowsAlreadyServing() throws {
+        let server = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        let error = #expect(throws: ServerError.self) { try server.serveForever(pollInterval: 0.05) }
+        #expect(error?.kind == .alreadyServing)
+        #expect(error?.errno == nil)
+        do { try server.serveForever() } catch ServerError.alreadyServing {} catch { Issue.record("\(error)") }
+        #expect(server.control.isServing)  // the running loop goes on
+        let c = try client(server.serverAddress)
+        #expect(try roundTrip(c, c.makeReader(), "still\n") == "still\n")
+    }
+
+    @Test func servingAClosedServerThrowsClosed() throws {
+        let server = try TCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        server.serverClose()
+        let forever = #expect(throws: ServerError.self) { try server.serveForever(pollInterval: 0.05) }
+        #expect(forever?.kind == .closed)
+        let one = #expect(throws: ServerError.self) { try server.handleRequest() }
+        #expect(one?.kind == .closed)
+        // It carries EBADF, as the socket error it replaces did.
+        do { try server.handleRequest() } catch Errno.badFileDescriptor {} catch { Issue.record("\(error)") }
+        do { try server.serveForever() } catch ServerError.closed {} catch { Issue.record("\(error)") }
+    }
+
+    @Test func runningADroppedServerThrowsClosed() async throws {
+        var server: ThreadingTCPServer? = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
+        let control = server!.control
+        server = nil
+        await #expect { try await control.run(pollInterval: 0.05) } throws: { error in
+            (error as? ServerError)?.kind == .closed
+        }
+    }
 }

@@ -4,6 +4,7 @@ import Glibc
 @testable import SocketServer
 import Synchronization
 import Testing
+import TestSupport
 
 /// Counts the handlers running at once and the most seen.
 final class Concurrency: Sendable {

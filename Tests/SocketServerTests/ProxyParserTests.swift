@@ -1,5 +1,6 @@
 @testable import SocketServer
 import Testing
+import TestSupport
 
 private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
@@ -191,8 +192,8 @@ struct ProxyParserTests {
         defer { a.close(); b.close() }
         try a.setTimeout(10); try b.setTimeout(10)
         let wire = try ProxyHeader(source: SocketAddress(ipv4: "203.0.113.1", port: 7), destination: SocketAddress(ipv4: "127.0.0.1", port: 8)).encode(.v2)
-        let writer = try SockKitThread<Int> {
-            for byte in wire + bytes("PING\n") { try a.sendAll([byte]); SockKit.pause() }
+        let writer = try TestThread<Int>(unblocking: SockKit.ordinarySignals) {
+            for byte in wire + bytes("PING\n") { try a.sendAll([byte]); pause(0.001) }
             return 0
         }
         let reader = SocketReader(b)
@@ -226,9 +227,9 @@ struct ProxyParserTests {
         let (a, b) = try Socket.pair()
         defer { a.close(); b.close() }
         try a.sendAll(bytes("PROXY TCP4 "))  // then nothing
-        let start = SockKit.now()
+        let start = now()
         #expect(throws: SocketError.self) { try ProxyHeader.read(from: SocketReader(b), timeout: 0.3) }
-        #expect(SockKit.now() - start < 5)
+        #expect(now() - start < 5)
         #expect(b.timeout == nil)  // restored to blocking
     }
 }

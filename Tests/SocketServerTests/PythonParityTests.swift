@@ -7,6 +7,7 @@ import Glibc
 import SocketServer
 import Synchronization
 import Testing
+import TestSupport
 
 // MARK: - A signal every 0.1 s
 
@@ -30,18 +31,18 @@ private let parityHandlerInstalled: Bool = {
 /// body's result and how long it took, in seconds.
 private func underSignals<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> (Result<T, any Error>, Double) {
     try #require(parityHandlerInstalled)
-    let worker = try SockKitThread { () -> (Result<T, any Error>, Double) in
+    let worker = try TestThread(unblocking: SockKit.ordinarySignals) { () -> (Result<T, any Error>, Double) in
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGUSR2)
         pthread_sigmask(SIG_UNBLOCK, &set, nil)
-        let started = SockKit.now()
+        let started = now()
         let r = Result { try body() }
-        return (r, SockKit.now() - started)
+        return (r, now() - started)
     }
     _ = worker.tid  // running
     for _ in 0..<100 where !worker.isFinished {
-        pthread_kill(worker.thread, SIGUSR2)
+        pthread_kill(worker.pthread, SIGUSR2)
         // deadline: the signal period is this test's input, not a wait for a condition.
         var ts = timespec(tv_sec: 0, tv_nsec: 100_000_000)
         nanosleep(&ts, nil)
@@ -210,7 +211,7 @@ struct ParitySocketTests {
 
     @Test("sendFile leaves the file offset after the bytes sent")
     func sendFileMovesTheOffset() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         defer { dir.cleanup() }
         let fd = try SockKit.makeFile(dir.file("f"), SockKit.pattern(count: 1000))
         defer { close(fd) }
@@ -227,7 +228,7 @@ struct ParitySocketTests {
 
     @Test("sendFile on a non-blocking socket is refused before sending anything")
     func sendFileNonBlocking() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         defer { dir.cleanup() }
         let fd = try SockKit.makeFile(dir.file("f"), SockKit.pattern(count: 1000))
         defer { close(fd) }
@@ -259,7 +260,7 @@ struct ParitySocketTests {
         SockKit.expectErrno([.invalidArgument]) { _ = try SocketAddress(ipv6: "::1", port: 0, flowInfo: 0x10_0000) }
         #expect(try SocketAddress(ipv6: "::1", port: 0, flowInfo: 0xF_FFFF).flowInfo == 0xF_FFFF)
 
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         defer { dir.cleanup() }
         let fd = try SockKit.makeFile(dir.file("f"), SockKit.pattern(count: 10))
         defer { close(fd) }
@@ -290,7 +291,7 @@ struct ParityStreamAndErrorTests {
         let got = try SockKit.recvExactly(b, sent)
         #expect(got == SockKit.pattern(count: sent))
         try a.setTimeout(SockKit.ioTimeout)
-        let rest = try SockKitThread { try SockKit.recvExactly(b, 1000) }
+        let rest = try TestThread(unblocking: SockKit.ordinarySignals) { try SockKit.recvExactly(b, 1000) }
         try w.write(SockKit.pattern(offset: sent, count: 1000))
         #expect(try rest.join() == SockKit.pattern(offset: sent, count: 1000))
     }
@@ -309,7 +310,7 @@ struct ParityStreamAndErrorTests {
         #expect(w.pendingCount == total - sent)
         try a.setTimeout(SockKit.ioTimeout)
         try b.setTimeout(SockKit.ioTimeout)
-        let reader = try SockKitThread { try SockKit.recvExactly(b, total) }
+        let reader = try TestThread(unblocking: SockKit.ordinarySignals) { try SockKit.recvExactly(b, total) }
         try w.flush()
         let got = try reader.join()
         #expect(got.count == total)

@@ -4,6 +4,7 @@ import Glibc
 @testable import SocketServer
 import Synchronization
 import Testing
+import TestSupport
 
 /// Counters shared by the load threads.
 private final class Load: Sendable {
@@ -34,55 +35,48 @@ private func exchanges(_ address: SocketAddress, thread: Int, count: Int, load: 
 
 @Suite("A restart under load refuses nothing", .serialized)
 struct RestartTests {
-    private static let binDirectory: String = {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        let path = String(decoding: buffer[..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)])
-    }()
-
     /// Two processes: the old one started by systemd-socket-activate, the
     /// new one taking its listener by ``ListenerHandoff`` half-way through
     /// 2,000 exchanges from 4 client threads; the old one then stops
     /// accepting, finishes what it has and exits.
     @Test(.enabled(if: haveProgram("systemd-socket-activate")))
     func listenerHandedFromOneProcessToAnother() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let handoff = dir.file("handoff.sock")
-        let echo = Self.binDirectory + "/activation-echo"
-        var old: ChildProcess?
+        let echo = binDirectory + "/activation-echo"
+        var old: TestProcess?
         var address: SocketAddress?
         for _ in 0..<3 {  // the free port may be taken before the activator binds it: try another
             let port = try freePort()
             let candidate = try SocketAddress(ipv4: "127.0.0.1", port: port)
-            let child = try ChildProcess([programPath("systemd-socket-activate")!, "-l", "127.0.0.1:\(port)", echo, "--offer-at", handoff],
-                                         outputPath: dir.file("old.log"))
+            let child = try TestProcess([programPath("systemd-socket-activate")!, "-l", "127.0.0.1:\(port)", echo, "--offer-at", handoff],
+                                         stdoutPath: dir.file("old.log"), ownProcessGroup: true)
             if let c = try? connectWhenUp(candidate), (try? roundTrip(c, c.makeReader(), "up?\n")) == "up?\n" {
                 c.close()
                 old = child
                 address = candidate
                 break
             }
-            child.stop()
+            child.kill()
         }
         guard let old, let address else { Issue.record("the old server did not come up"); return }
-        defer { old.stop() }
+        defer { old.kill() }
 
         let load = Load()
         let threads = 4, perThread = 500
-        let clients = try (0..<threads).map { t in try SockKitThread<Int> { exchanges(address, thread: t, count: perThread, load: load); return t } }
-        #expect(SockKit.eventually(30) { load.done.load(ordering: .relaxed) >= 600 })
-        let new = try ChildProcess([echo, "--take-from", handoff], outputPath: dir.file("new.log"))
-        defer { new.stop() }
+        let clients = try (0..<threads).map { t in try TestThread<Int>(unblocking: SockKit.ordinarySignals) { exchanges(address, thread: t, count: perThread, load: load); return t } }
+        #expect(eventually(30) { load.done.load(ordering: .relaxed) >= 600 })
+        let new = try TestProcess([echo, "--take-from", handoff], stdoutPath: dir.file("new.log"), ownProcessGroup: true)
+        defer { new.kill() }
         // The old process hands over, drains and exits on its own.
-        #expect(SockKit.eventually(30) { !old.isRunning }, "old: \(old.output)")
+        #expect(eventually(30) { !old.isRunning }, "old: \(old.stdout)")
         let doneAtHandover = load.done.load(ordering: .relaxed)
         for c in clients { _ = try c.join(timeout: 120) }
         #expect(load.done.load(ordering: .relaxed) == threads * perThread)
         let failures = load.failures.withLock { $0 }
-        #expect(failures.isEmpty, "\(failures.count) failed, first: \(failures.prefix(5)); old: \(old.output) new: \(new.output)")
-        #expect(old.output.contains("handed over"), "\(old.output)")
-        #expect(new.isRunning && new.output.contains("serving 127.0.0.1:\(address.port!)"), "\(new.output)")
+        #expect(failures.isEmpty, "\(failures.count) failed, first: \(failures.prefix(5)); old: \(old.stdout) new: \(new.stdout)")
+        #expect(old.stdout.contains("handed over"), "\(old.stdout)")
+        #expect(new.isRunning && new.stdout.contains("serving 127.0.0.1:\(address.port!)"), "\(new.stdout)")
         #expect(doneAtHandover < threads * perThread, "the handover happened under load")
         // The new process alone serves now.
         let c = try client(address)
@@ -93,17 +87,17 @@ struct RestartTests {
     /// The same in one process (two server objects, the descriptor passed
     /// over a Unix socket all the same): cheaper, and it runs under TSan.
     @Test func listenerHandedFromOneServerToAnotherInProcess() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let handoff = dir.file("handoff.sock")
         let old = try ThreadingTCPServer(("127.0.0.1", 0), EchoStreamHandler.self)
         let address = old.serverAddress
         old.timeout = 0.05
         let load = Load()
-        let clients = try (0..<4).map { t in try SockKitThread<Int> { exchanges(address, thread: t, count: 500, load: load); return t } }
+        let clients = try (0..<4).map { t in try TestThread<Int>(unblocking: SockKit.ordinarySignals) { exchanges(address, thread: t, count: 500, load: load); return t } }
         // The old server's loop runs on this thread (handleRequest, so a
         // connection it accepted is always served) until enough exchanges ran.
         while load.done.load(ordering: .relaxed) < 600 { try old.handleRequest() }
-        let taking = try SockKitThread<[Socket]> { try ListenerHandoff.take(from: handoff, timeout: 10) }
+        let taking = try TestThread<[Socket]>(unblocking: SockKit.ordinarySignals) { try ListenerHandoff.take(from: handoff, timeout: 10) }
         // Keep serving while the taker connects (offer blocks): requests queue in the backlog meanwhile.
         try ListenerHandoff.offer(old, at: handoff, timeout: 10)
         let new = try ThreadingTCPServer(socket: try taking.join()[0], EchoStreamHandler.self)

@@ -4,6 +4,7 @@ import Glibc
 @testable import SocketServer
 import Synchronization
 import Testing
+import TestSupport
 
 /// Appends a line to a log file: works from handler threads and forked
 /// children alike (Python's ErrorHandlerTest does the same).
@@ -44,10 +45,13 @@ protocol LoggingServerProtocol { var logPath: String { get } }
 
 /// A threading server that keeps the errors it is told of, in order.
 class ErrorRecordingServer: ThreadingTCPServer {
-    let errors = Locked<[String]>([])
+    let errors = Locked<[any Error]>([])
     override func handleError(_ error: any Error, request: Request?, clientAddress: SocketAddress?) {
-        errors.withLock { $0.append("\(error)") }
+        errors.withLock { $0.append(error) }
     }
+
+    /// The errors as text, for failure messages.
+    var errorTexts: [String] { errors.withLock { $0.map { "\($0)" } } }
 }
 
 @Suite("Errors are handled and the server goes on")
@@ -117,7 +121,7 @@ struct ErrorHandlingTests {
         #expect(try r.readLine() == Array("short\n".utf8))  // flushed by finish
         #expect(try r.readLine() == nil)
         #expect(eventually { server.errors.withLock { $0.count } == 1 })
-        #expect(server.errors.withLock { $0 } == ["line too long (over 16 bytes)"])
+        #expect(server.errors.withLock { $0.map { $0 as? StreamError } } == [.lineTooLong(maxLength: 16)], "\(server.errorTexts)")
     }
 }
 
@@ -264,7 +268,7 @@ struct RequestFlowTests {
             #expect(try c.recv(10).isEmpty)  // closed, not left hanging
         }
         #expect(eventually { server.errors.withLock { $0.count } == 2 })
-        #expect(server.errors.withLock { $0.allSatisfy { $0.hasPrefix("start thread:") } })
+        #expect(server.errors.withLock { $0.allSatisfy { ($0 as? ServerError)?.kind == .threadStart } }, "\(server.errorTexts)")
         #expect(server.control.isServing)
         #expect(server.activeThreadCount == 0)
     }
@@ -460,7 +464,8 @@ struct HostileClientTests {
     /// server to close; returns how many bytes went out before it did.
     func trickle(_ c: Socket, step: Int32, limit: Int) throws -> Int {
         for sent in 0..<limit {
-            if Sys.poll(c.fileno, Int16(POLLIN), step) > 0 { return sent }
+            var wait = Deadline.after(nanos: UInt64(step) * 1_000_000)
+            if case .done = try Sys.poll(c.fileno, Sys.pollIn, deadline: &wait) { return sent }
             do { try c.sendAll([0x61]) } catch { return sent }
         }
         return limit
@@ -473,7 +478,7 @@ struct HostileClientTests {
         let c = try client(server.serverAddress)
         #expect(try c.recv(10).isEmpty)  // closed by the server, not by our 10 s time-out
         #expect(eventually { server.activeThreadCount == 0 })
-        #expect(server.errors.withLock { $0 } == ["recv: timed out"])
+        #expect(server.errors.withLock { $0.map { $0 as? SocketError } } == [.timeout(operation: "recv", address: nil)], "\(server.errorTexts)")
     }
 
     @Test func tricklingClientIsClosedAtTheDeadline() throws {
@@ -486,7 +491,7 @@ struct HostileClientTests {
         let sent = try trickle(c, step: 50, limit: 400)
         #expect(sent < 400)
         #expect(eventually { server.activeThreadCount == 0 })
-        #expect(server.errors.withLock { $0 } == ["recv: timed out"])
+        #expect(server.errors.withLock { $0.map { $0 as? SocketError } } == [.timeout(operation: "recv", address: nil)], "\(server.errorTexts)")
     }
 
     @Test func aClientThatKeepsSendingLinesIsNotCut() throws {

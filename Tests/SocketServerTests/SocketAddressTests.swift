@@ -5,6 +5,7 @@ import Glibc
 #endif
 import SocketServer
 import Testing
+import TestSupport
 
 @Suite("SocketAddress")
 struct SocketAddressTests {
@@ -97,7 +98,7 @@ struct SocketAddressTests {
     @Test("bad IP text is rejected", arguments: ["256.1.1.1", "abc", "1.2.3", "1.2.3.4.5", "127.0.0.1 ", "::1"])
     func badIPv4(text: String) {
         let e = SockKit.expectErrno([.invalidArgument]) { _ = try SocketAddress(ipv4: text, port: 1) }
-        if let e, e.kind == .invalidArgument, let what = e.detail { #expect(what.contains(text)) } else { Issue.record("\(String(describing: e))") }
+        #expect(e?.kind == .invalidArgument, "\(String(describing: e))")
     }
 
     @Test("bad IPv6 text is rejected", arguments: ["::g", "1:2:3:4:5:6:7:8:9", "127.0.0.1", "[::1]", "fe80::1%no-such-if0"])
@@ -120,12 +121,12 @@ struct SocketAddressTests {
         #expect(try SocketAddress(unixPath: fits).path == fits)
         let tooLong = "/" + String(repeating: "a", count: limit - 1)
         let e = SockKit.expectErrno([.invalidArgument]) { _ = try SocketAddress(unixPath: tooLong) }
-        #expect(e?.description == "invalid argument: unix socket path is too long (\(limit) bytes)")
+        #expect(e?.kind == .invalidArgument)
     }
 
     @Test("the longest Unix path binds and reads back unchanged")
     func longestPathRoundTrip() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let limit = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
         let name = String(repeating: "p", count: limit - 2 - dir.path.count)
         let path = dir.file(name)

@@ -7,6 +7,7 @@ import Glibc
 #endif
 import SocketServer
 import Testing
+import TestSupport
 
 private func fileExists(_ path: String) -> Bool { access(path, R_OK) == 0 }
 
@@ -54,7 +55,7 @@ struct SocketResolverTests {
         #expect(infos.first?.address.port == 80)
     }
 
-    @Test("resolution errors carry the EAI code and message (no network needed)")
+    @Test("resolution errors carry the EAI code (no network needed)")
     func errors() throws {
         do {
             _ = try Resolver.addressInfo(host: "not-a-number", port: "80", flags: AI_NUMERICHOST)
@@ -62,8 +63,7 @@ struct SocketResolverTests {
         } catch let e as SocketError {
             let message = String(cString: gai_strerror(EAI_NONAME))
             #expect(e == .addressResolution(code: EAI_NONAME, message: message, host: "not-a-number"))
-            #expect(e.description == "resolve not-a-number: \(message) (EAI_NONAME)")
-            #expect(e.reason == message)
+            #expect(e.resolverCode == EAI_NONAME)
             #expect(e.errno == nil)
             #expect(!(Errno.connectionRefused ~= e))
         }
@@ -71,10 +71,8 @@ struct SocketResolverTests {
             _ = try Resolver.addressInfo(host: "127.0.0.1", port: "no-such-service-name", type: .stream)
             Issue.record("no error")
         } catch let e as SocketError {
-            guard e.kind == .addressResolution, let code = e.resolverCode, let message = e.detail else { Issue.record("\(e)"); return }
+            guard e.kind == .addressResolution, let code = e.resolverCode else { Issue.record("\(e)"); return }
             #expect(code == EAI_SERVICE || code == EAI_NONAME)
-            #expect(message == String(cString: gai_strerror(code)))
-            #expect(e.description.hasSuffix(code == EAI_SERVICE ? "(EAI_SERVICE)" : "(EAI_NONAME)"))
         }
         // A family getaddrinfo does not know.
         do {

@@ -5,6 +5,7 @@ import Glibc
 #endif
 import SocketServer
 import Testing
+import TestSupport
 
 @Suite("Socket creation")
 struct SocketCreationTests {
@@ -180,7 +181,7 @@ struct SocketConnectTests {
 
     @Test("Unix stream sockets: bound paths, unnamed peers, a named client")
     func unixStream() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let path = dir.file("server.sock")
         let listener = try Socket(family: .unix, type: .stream)
         defer { listener.close() }
@@ -252,7 +253,7 @@ struct SocketConnectTests {
 
     @Test("SOCK_SEQPACKET keeps message boundaries")
     func seqpacket() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let address = try SocketAddress(unixPath: dir.file("seq.sock"))
         let listener = try Socket(family: .unix, type: .seqpacket)
         defer { listener.close() }
@@ -271,14 +272,14 @@ struct SocketConnectTests {
         #expect(try s.recv(100) == SockKit.bytes("cde"))
     }
 
-    @Test("binding a port in use throws EADDRINUSE with the address in the message")
+    @Test("binding a port in use throws EADDRINUSE with the address")
     func addressInUse() throws {
         let (l, address) = try SockKit.listener()
         defer { l.close() }
         let s = try Socket()
         defer { s.close() }
         let e = SockKit.expectErrno([.addressInUse]) { try s.bind(to: address) }
-        #expect(e?.description == "bind to \(address): Address already in use (EADDRINUSE)")
+        #expect(e == .system(.addressInUse, operation: "bind to", address: address.description))
     }
 
     @Test("connectEx returns 0, or the error number instead of throwing", arguments: SockKit.ipFamilies)
@@ -373,7 +374,7 @@ struct SocketDataTests {
         // MSG_PEEK leaves the bytes queued.
         try a.sendAll(SockKit.bytes("peek"))
         var peeked: [UInt8] = []
-        #expect(SockKit.eventually { peeked = (try? b.recv(16, flags: Int32(MSG_PEEK))) ?? []; return peeked.count == 4 })
+        #expect(eventually { peeked = (try? b.recv(16, flags: Int32(MSG_PEEK))) ?? []; return peeked.count == 4 })
         #expect(peeked == SockKit.bytes("peek"))
         #expect(try SockKit.recvExactly(b, 4) == SockKit.bytes("peek"))
 
@@ -457,7 +458,7 @@ struct SocketDataTests {
 
     @Test("Unix datagrams between bound paths, and from an unbound sender")
     func unixDatagram() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let serverAddress = try SocketAddress(unixPath: dir.file("server.dgram"))
         let clientAddress = try SocketAddress(unixPath: dir.file("client.dgram"))
         let server = try Socket(family: .unix, type: .datagram)
@@ -511,7 +512,7 @@ struct SocketEndingTests {
     func shutdownReadWakes() throws {
         let (a, b) = try SockKit.tcpPair()
         defer { a.close(); b.close() }
-        let reader = try SockKitThread { try b.recv(10) }
+        let reader = try TestThread(unblocking: SockKit.ordinarySignals) { try b.recv(10) }
         // Whether the thread is already blocked or not, it must see end of file.
         _ = SockKit.waitUntilBlocked(tid: reader.tid, in: SockKit.sysPoll.union(SockKit.sysRecv), seconds: 2)
         try b.shutdown(.read)
@@ -533,7 +534,7 @@ struct SocketEndingTests {
         let s = try Socket()
         defer { s.close() }
         let e = SockKit.expectErrno([.notConnected]) { try s.shutdown(.both) }
-        #expect(e?.description == "shutdown: Transport endpoint is not connected (ENOTCONN)")
+        #expect(e == .system(.notConnected, operation: "shutdown", address: nil))
     }
 
     @Test("close is idempotent; every call afterwards throws SocketError.closed")
@@ -574,7 +575,6 @@ struct SocketEndingTests {
                 guard e.kind == .closed else { Issue.record("\(name): \(e)"); continue }
                 #expect(e.errno == .badFileDescriptor, "\(name)")
                 #expect(Errno.badFileDescriptor ~= e, "\(name)")
-                #expect(e.description.hasSuffix(": socket is closed (EBADF)"), "\(name)")
             }
         }
         do {
@@ -708,12 +708,12 @@ struct SocketModuleFunctionTests {
             _ = try Socket.createConnection(host: host, port: port, timeout: SockKit.ioTimeout)
         }
         let shown = family == .inet ? "127.0.0.1:\(port)" : "[::1]:\(port)"
-        #expect(e?.description == "connect to \(shown): Connection refused (ECONNREFUSED)")
+        #expect(e == .system(.connectionRefused, operation: "connect to", address: shown))
     }
 
     /// A name that resolves to both ::1 and 127.0.0.1 locally, if the hosts file has one.
     static let dualStackName: String? = {
-        guard SockKit.ipv6Loopback else { return nil }
+        guard ipv6Loopback else { return nil }
         for name in ["localhost", "ip6-localhost", "localhost6"] {
             guard let infos = try? Resolver.addressInfo(host: name, port: "1", type: .stream) else { continue }
             let hosts = Set(infos.compactMap { $0.address.host })
@@ -742,12 +742,12 @@ struct SocketModuleFunctionTests {
         let e = SockKit.expectErrno([.connectionRefused]) {
             _ = try Socket.createConnection(host: name, port: port, timeout: SockKit.ioTimeout)
         }
-        #expect(e?.description == "connect to \(infos.last!.address.withPort(port)): Connection refused (ECONNREFUSED)")
+        #expect(e == .system(.connectionRefused, operation: "connect to", address: infos.last!.address.withPort(port).description))
     }
 
     @Test("createConnection(to:) for a Unix path, and for a path nobody listens on")
     func createConnectionUnix() throws {
-        let dir = try SockKit.TempDir()
+        let dir = try TempDir()
         let address = try SocketAddress(unixPath: dir.file("s.sock"))
         let l = try Socket(family: .unix)
         defer { l.close() }
@@ -762,7 +762,7 @@ struct SocketModuleFunctionTests {
         let e = SockKit.expectErrno([.noSuchFile]) {
             _ = try Socket.createConnection(to: SocketAddress(unixPath: dir.file("missing.sock")), timeout: 1)
         }
-        #expect(e?.description == "connect to \(dir.path)/missing.sock: No such file or directory (ENOENT)")
+        #expect(e == .system(.noSuchFile, operation: "connect to", address: dir.file("missing.sock")))
     }
 
     @Test("Socket.hasIPv6 agrees with socket(AF_INET6)")
@@ -798,10 +798,8 @@ struct SocketErrorTests {
             try s.connect(to: target)
             Issue.record("connect did not throw")
         } catch let e as SocketError {
-            #expect(e.description == "connect to 127.0.0.1:\(port): Connection refused (ECONNREFUSED)")
             #expect(e == .system(.connectionRefused, operation: "connect to", address: "127.0.0.1:\(port)"))
             #expect(e.errno == .connectionRefused)
-            #expect(e.reason == "Connection refused")
             #expect(!e.isPeerGone)
             #expect(!(Errno.connectionReset ~= e))
         }

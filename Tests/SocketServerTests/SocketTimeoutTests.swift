@@ -6,6 +6,7 @@ import Glibc
 #endif
 import SocketServer
 import Testing
+import TestSupport
 
 private func isNonBlocking(_ s: Socket) -> Bool { fcntl(s.fileno, F_GETFL) & O_NONBLOCK != 0 }
 
@@ -105,7 +106,6 @@ struct SocketTimeoutTests {
         try b.setTimeout(0.05)
         let e = #expect(throws: SocketError.self) { _ = try b.recv(10) }
         #expect(e == .timeout(operation: "recv", address: nil))
-        #expect(e?.description == "recv: timed out")
         #expect(e?.errno == .timedOut)
         do {
             _ = try b.recv(10)
@@ -145,7 +145,7 @@ struct SocketTimeoutTests {
         let (a, b) = try Socket.pair()
         defer { a.close(); b.close() }
         try b.setTimeout(SockKit.ioTimeout)
-        let sender = try SockKitThread { try a.sendAll(SockKit.bytes("in time")) }
+        let sender = try TestThread(unblocking: SockKit.ordinarySignals) { try a.sendAll(SockKit.bytes("in time")) }
         #expect(try SockKit.recvExactly(b, 7) == SockKit.bytes("in time"))
         try sender.join()
     }
@@ -170,7 +170,6 @@ struct SocketTimeoutTests {
         }
         let e = try #require(timeout, "connects to a full queue never blocked")
         #expect(e == .timeout(operation: "connect to", address: address.description))
-        #expect(e.description == "connect to \(address): timed out")
 
         // connectEx reports the time-out as ETIMEDOUT.
         let c = try Socket(family: family)

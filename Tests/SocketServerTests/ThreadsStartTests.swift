@@ -28,4 +28,14 @@ import Testing
         #expect(got.wait(timeout: 10) { $0 != nil })
         #expect(got.withLock { $0 } == Array("x".utf8))
     }
+
+    /// A thread that cannot be started is a ServerError (with the
+    /// pthread_create error), not a crash.
+    @Test func aThreadThatCannotStartThrowsThreadStart() {
+        let error = #expect(throws: ServerError.self) {
+            try Threads.start(stackSize: 1 << 46) {}  // 64 TiB: pthread_create fails
+        }
+        #expect(error?.kind == .threadStart)
+        #expect(error?.errno != nil)
+    }
 }

@@ -34,6 +34,9 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     /// Hashes the number alone, as ``==(_:_:)`` compares.
     public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
 
+    /// `ESHUTDOWN`: the endpoint was shut down (a peer gone, for ``SocketError/isPeerGone``).
+    static let endpointShutDown = Errno(ESHUTDOWN)
+
     /// The error number the last failed call of this thread left.
     static var current: Errno { Errno(Sys.errno) }
 

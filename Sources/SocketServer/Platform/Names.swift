@@ -21,6 +21,23 @@ extension Sys {
             self.errno = code == EAI_SYSTEM ? Errno(Glibc.errno, call: "getaddrinfo") : nil
             self.message = cString(gai_strerror(code))
         }
+
+        /// The symbolic name of an `EAI_*` code (`EAI_NONAME`; `EAI_<n>` when unknown).
+        static func name(of code: Int32) -> String {
+            switch code {
+            case EAI_AGAIN: return "EAI_AGAIN"
+            case EAI_BADFLAGS: return "EAI_BADFLAGS"
+            case EAI_FAIL: return "EAI_FAIL"
+            case EAI_FAMILY: return "EAI_FAMILY"
+            case EAI_MEMORY: return "EAI_MEMORY"
+            case EAI_NONAME: return "EAI_NONAME"
+            case EAI_SERVICE: return "EAI_SERVICE"
+            case EAI_SOCKTYPE: return "EAI_SOCKTYPE"
+            case EAI_SYSTEM: return "EAI_SYSTEM"
+            case EAI_OVERFLOW: return "EAI_OVERFLOW"
+            default: return "EAI_\(code)"
+            }
+        }
     }
 
     /// One result of `getaddrinfo`.

@@ -10,6 +10,13 @@ internal import CSocketServer
 /// A process id (`pid_t`).
 typealias ProcessID = pid_t
 
+/// The signals a public API names in its default arguments (which may
+/// only use what is usable from inline code).
+@usableFromInline enum DefaultSignals {
+    /// SIGINT (Ctrl-C) and SIGTERM (a service manager's stop).
+    @usableFromInline static let stop: [Int32] = [SIGINT, SIGTERM]
+}
+
 extension Sys {
     // MARK: - Processes
 
@@ -30,8 +37,9 @@ extension Sys {
 
     /// What ``reap(_:block:)`` found.
     enum Reaped: Equatable {
-        /// That child (or, for any child, this one) has ended.
-        case ended(ProcessID)
+        /// That child (or, for any child, this one) has ended, with its
+        /// waitpid status (0: exited with status 0).
+        case ended(ProcessID, status: Int32)
         /// Still running (only without `block`).
         case running
         /// No such child: already reaped, or never ours (ECHILD).
@@ -43,7 +51,7 @@ extension Sys {
         var status: Int32 = 0
         do {
             let r = try call("waitpid") { waitpid(pid, &status, block ? 0 : WNOHANG) }
-            return r == 0 ? .running : .ended(r)
+            return r == 0 ? .running : .ended(r, status: status)
         } catch where error.rawValue == ECHILD {
             return .noChild
         }
@@ -61,6 +69,11 @@ extension Sys {
     static var processID: ProcessID { getpid() }
 
     // MARK: - Signals
+
+    /// `SIGTERM`: a service manager's stop.
+    static let signalTerminate = SIGTERM
+    /// `SIGKILL`.
+    static let signalKill = SIGKILL
 
     /// A C signal handler.
     typealias SignalHandler = @convention(c) (Int32) -> Void

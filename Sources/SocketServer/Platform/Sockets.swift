@@ -178,8 +178,130 @@ extension Sys {
         return try body()
     }
 
+    // MARK: - Descriptors over Unix sockets (SCM_RIGHTS)
+
+    /// sendmsg(2) of `data` with `fds` attached as one `SCM_RIGHTS`
+    /// control message; -1 with `errno` set (for ``io(_:deadline:waitingFor:events:_:)``).
+    static func sendmsg(_ fd: Int32, _ data: UnsafeRawBufferPointer, fds: [Int32]) -> Int {
+        let dataBytes = fds.count * MemoryLayout<Int32>.size
+        var control = [UInt8](repeating: 0, count: ControlMessage.space(dataBytes))
+        return control.withUnsafeMutableBytes { raw in
+            let header = raw.baseAddress!.assumingMemoryBound(to: cmsghdr.self)
+            header.pointee.cmsg_level = SOL_SOCKET
+            header.pointee.cmsg_type = Int32(SCM_RIGHTS)
+            header.pointee.cmsg_len = .init(ControlMessage.length(dataBytes))
+            fds.withUnsafeBytes { (raw.baseAddress! + ControlMessage.headerSize).copyMemory(from: $0.baseAddress!, byteCount: dataBytes) }
+            return ControlMessage.withMessage(UnsafeMutableRawBufferPointer(mutating: data), control: raw) { msg in
+                Glibc.sendmsg(fd, &msg, noSignal)
+            }
+        }
+    }
+
+    /// What ``recvmsg(_:_:maxFDs:into:)`` received besides the bytes.
+    struct ReceivedDescriptors {
+        /// The descriptors attached (new, close-on-exec).
+        var fds: [Int32] = []
+        /// The sender attached more descriptors than there was room for (MSG_CTRUNC).
+        var controlTruncated = false
+        /// A datagram was longer than the buffer (MSG_TRUNC).
+        var dataTruncated = false
+    }
+
+    /// recvmsg(2) into `data` with room for `maxFDs` descriptors, taken
+    /// close-on-exec (MSG_CMSG_CLOEXEC) into `received`; -1 with `errno`
+    /// set (for ``io(_:deadline:waitingFor:events:_:)``).
+    static func recvmsg(_ fd: Int32, _ data: UnsafeMutableRawBufferPointer, maxFDs: Int,
+                        into received: inout ReceivedDescriptors) -> Int {
+        var control = [UInt8](repeating: 0, count: ControlMessage.space(maxFDs * MemoryLayout<Int32>.size))
+        return control.withUnsafeMutableBytes { raw in
+            return ControlMessage.withMessage(data, control: raw) { msg in
+                let n = Glibc.recvmsg(fd, &msg, Int32(MSG_CMSG_CLOEXEC))
+                guard n >= 0 else { return n }
+                received = ReceivedDescriptors(fds: ControlMessage.descriptors(in: UnsafeRawBufferPointer(raw),
+                                                                               length: Int(msg.msg_controllen)),
+                                               controlTruncated: msg.msg_flags & Int32(MSG_CTRUNC) != 0,
+                                               dataTruncated: msg.msg_flags & Int32(MSG_TRUNC) != 0)
+                return n
+            }
+        }
+    }
+
+    /// The user id of the process at the other end of a Unix socket (SO_PEERCRED).
+    static func peerUserID(_ fd: Int32) throws(Errno) -> UInt32 {
+        // struct ucred { pid_t pid; uid_t uid; gid_t gid; } (hidden without _GNU_SOURCE)
+        var cred: (Int32, UInt32, UInt32) = (0, 0, 0)
+        _ = try withUnsafeMutableBytes(of: &cred) { (raw) throws(Errno) -> Int in try getsockopt(fd, SOL_SOCKET, SO_PEERCRED, raw) }
+        return cred.1
+    }
+
+    /// The effective user id of this process (geteuid(2)).
+    static var effectiveUserID: UInt32 { geteuid() }
+
     /// Sets a file's offset (`lseek(2)`, SEEK_SET).
     static func seek(_ fd: Int32, to offset: Int64) throws(Errno) {
         _ = try call("lseek") { lseek(fd, off_t(offset), SEEK_SET) }
     }
+}
+
+/// The control-message arithmetic of `CMSG_SPACE`/`CMSG_LEN` (macros Swift
+/// does not import), and the descriptors of `SCM_RIGHTS` messages.
+private enum ControlMessage {
+    static let alignment = MemoryLayout<Int>.size
+    static func align(_ n: Int) -> Int { (n + alignment - 1) & ~(alignment - 1) }
+    static var headerSize: Int { align(MemoryLayout<cmsghdr>.size) }
+    static func space(_ dataBytes: Int) -> Int { headerSize + align(dataBytes) }
+    static func length(_ dataBytes: Int) -> Int { headerSize + dataBytes }
+
+    /// Runs `body` with a message header over `data` (one iovec) and the
+    /// control buffer `control`.
+    static func withMessage(_ data: UnsafeMutableRawBufferPointer, control: UnsafeMutableRawBufferPointer,
+                            _ body: (inout msghdr) -> Int) -> Int {
+        var iov = iovec(iov_base: data.baseAddress, iov_len: data.count)
+        return withUnsafeMutablePointer(to: &iov) { iovp in
+            var msg = msghdr()
+            msg.msg_iov = iovp
+            msg.msg_iovlen = 1
+            msg.msg_control = control.baseAddress
+            msg.msg_controllen = .init(control.count)
+            return body(&msg)
+        }
+    }
+
+    /// The descriptors of the `SCM_RIGHTS` messages in the first `length` bytes of `raw`.
+    static func descriptors(in raw: UnsafeRawBufferPointer, length controlLength: Int) -> [Int32] {
+        var fds: [Int32] = []
+        var offset = 0
+        while offset + headerSize <= controlLength {
+            let header = (raw.baseAddress! + offset).loadUnaligned(as: cmsghdr.self)
+            let length = Int(header.cmsg_len)
+            guard length >= headerSize, offset + length <= controlLength else { break }
+            if header.cmsg_level == SOL_SOCKET && header.cmsg_type == Int32(SCM_RIGHTS) {
+                let count = (length - headerSize) / MemoryLayout<Int32>.size
+                for i in 0..<count {
+                    fds.append((raw.baseAddress! + offset + headerSize + i * 4).loadUnaligned(as: Int32.self))
+                }
+            }
+            offset += align(length)
+        }
+        return fds
+    }
+}
+
+// MARK: - Option names
+
+extension Sys {
+    static let solSocket = SOL_SOCKET
+    static let ipprotoTCP = Int32(IPPROTO_TCP)
+    static let soReuseAddr = SO_REUSEADDR
+    static let soReusePort = SO_REUSEPORT
+    static let soBroadcast = SO_BROADCAST
+    static let soKeepAlive = SO_KEEPALIVE
+    static let soAcceptConn = SO_ACCEPTCONN
+    static let soRcvBuf = SO_RCVBUF
+    static let soSndBuf = SO_SNDBUF
+    static let soError = SO_ERROR
+    static let soRcvTimeo = SO_RCVTIMEO
+    static let soSndTimeo = SO_SNDTIMEO
+    static let soType = SO_TYPE
+    static let tcpNoDelay = Int32(TCP_NODELAY)
 }

@@ -141,6 +141,26 @@ enum Sys {
 
     // MARK: - Waiting
 
+    /// `POLLIN`: readable (or an error or hang-up, which poll reports anyway).
+    static let pollIn = Int16(POLLIN)
+    /// `POLLOUT`: writable.
+    static let pollOut = Int16(POLLOUT)
+
+    /// Waits until `first` or `second` is readable (or in error, or hung
+    /// up) or the deadline passes: whether each is ready (both false at the
+    /// deadline). A negative `second` is left out. EINTR is retried within
+    /// what is left. No allocation: the serving loop calls it per request.
+    static func waitReadable(_ first: Int32, _ second: Int32, deadline: inout Deadline) throws(Errno) -> (Bool, Bool) {
+        var polled = (pollfd(fd: first, events: pollIn, revents: 0), pollfd(fd: second, events: pollIn, revents: 0))
+        let count = second >= 0 ? 2 : 1
+        let outcome = try withUnsafeMutableBytes(of: &polled) { (raw) throws(Errno) -> SysOutcome<Int32> in
+            let fds = UnsafeMutableBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: pollfd.self), count: count)
+            return try poll(fds, deadline: &deadline)
+        }
+        guard case .done = outcome else { return (false, false) }
+        return (polled.0.revents != 0, count == 2 && polled.1.revents != 0)
+    }
+
     /// Waits for `events` on `fd` until the deadline: the revents, or
     /// `.timedOut`. A deadline not started yet is started now.
     static func poll(_ fd: Int32, _ events: Int16, deadline: inout Deadline) throws(Errno) -> SysOutcome<Int16> {
@@ -240,23 +260,48 @@ enum Sys {
         return offset
     }
 
-    // MARK: - Old names (the lead's BaseServer still uses them)
-
-    /// One poll(2) on one descriptor: revents, 0 on time-out, -1 with
-    /// `errno` set. TODO(lead): remove after merge (use ``poll(_:_:deadline:)``).
-    static func poll(_ fd: Int32, _ events: Int16, _ timeoutMillis: Int32) -> Int32 {
-        var p = pollfd(fd: fd, events: events, revents: 0)
-        let r = Glibc.poll(&p, 1, timeoutMillis)
-        if r <= 0 { return r }
-        return Int32(p.revents)
+    /// Reads up to `buffer.count` bytes of `fd` at `offset` (pread(2)),
+    /// leaving the file offset alone: the count, 0 at end of file.
+    static func pread(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, offset: Int64) throws(Errno) -> Int {
+        try call("pread") { Glibc.pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
     }
-}
 
-/// TODO(lead): remove after merge (BaseServer's waitForRequest; use
-/// `Sys.poll(_:deadline:)`).
-@inline(__always)
-func Glibc_or_Darwin_poll(_ fds: UnsafeMutablePointer<pollfd>, _ n: Int, _ timeout: Int32) -> Int32 {
-    Glibc.poll(fds, nfds_t(n), timeout)
+    /// Sets close-on-exec on `fd` (fcntl(2) F_GETFD, F_SETFD).
+    static func setCloseOnExec(_ fd: Int32) throws(Errno) {
+        let flags = try call("fcntl(F_GETFD)") { fcntl(fd, F_GETFD) }
+        if flags & FD_CLOEXEC != 0 { return }
+        _ = try call("fcntl(F_SETFD)") { fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+    }
+
+    // MARK: - Environment and clock
+
+    /// The value of environment variable `name` (getenv(3)); nil when unset.
+    static func environment(_ name: String) -> String? {
+        getenv(name).map { cString($0) }
+    }
+
+    /// Removes environment variable `name` (unsetenv(3)).
+    static func unsetEnvironment(_ name: String) {
+        _ = unsetenv(name)
+    }
+
+    /// The wall-clock time in UTC, broken down (clock_gettime(2)
+    /// CLOCK_REALTIME, gmtime_r(3)), to the millisecond.
+    struct UTCTime {
+        var year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, millisecond: Int
+    }
+
+    /// Now, as ``UTCTime``.
+    static func utcNow() -> UTCTime {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = time_t(ts.tv_sec)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        return UTCTime(year: Int(parts.tm_year) + 1900, month: Int(parts.tm_mon) + 1, day: Int(parts.tm_mday),
+                       hour: Int(parts.tm_hour), minute: Int(parts.tm_min), second: Int(parts.tm_sec),
+                       millisecond: ts.tv_nsec / 1_000_000)
+    }
 }
 
 /// Converts seconds (as Python gives them) to whole nanoseconds, saturating.

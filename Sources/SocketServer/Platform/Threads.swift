@@ -73,6 +73,38 @@ public enum Threads {
     }
 }
 
+/// A thread's handle (`pthread_t`), to tell threads apart.
+typealias ThreadHandle = pthread_t
+
+extension Sys {
+    /// The calling thread's handle (pthread_self(3)).
+    static func currentThread() -> ThreadHandle { pthread_self() }
+
+    /// Whether `thread` is the calling thread (pthread_equal(3)).
+    static func isCurrentThread(_ thread: ThreadHandle) -> Bool { pthread_equal(thread, pthread_self()) != 0 }
+}
+
+/// A pointer each thread has its own value of (pthread_key_create(3)):
+/// nil on every thread until that thread sets it. The key is never
+/// deleted (one per use, made once).
+struct ThreadSpecific: @unchecked Sendable {
+    // @unchecked: a pthread key is an index the library reads and writes
+    // only through the thread-safe pthread_getspecific/setspecific.
+    private let key: pthread_key_t
+
+    init() {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        self.key = key
+    }
+
+    /// The calling thread's value.
+    var value: UnsafeMutableRawPointer? { pthread_getspecific(key) }
+
+    /// Sets the calling thread's value.
+    func set(_ value: UnsafeMutableRawPointer?) { pthread_setspecific(key, value) }
+}
+
 private final class ThreadBody: Sendable {
     let run: @Sendable () -> Void
     init(_ run: @escaping @Sendable () -> Void) { self.run = run }

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// What `ProxyHeader.parse(_:maxLength:)` made of the bytes so far.
 public enum ProxyParseResult: Sendable, Hashable {
     /// Valid so far, but not complete: at least this many bytes in all are
@@ -119,9 +111,7 @@ extension ProxyHeader {
         guard s.contains(":"), s.utf8.count <= 45,
               s.utf8.allSatisfy({ $0 == 0x3A || $0 == 0x2E || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x66) })
         else { return nil }
-        var a = in6_addr()
-        guard inet_pton(AF_INET6, s, &a) == 1 else { return nil }
-        return withUnsafeBytes(of: &a) { Array($0) }
+        return Sys.ipv6Bytes(s)
     }
 
     /// A decimal port 0–65535 without leading zeros.

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// An IP network: an address and a prefix length (`"10.0.0.0/8"`,
 /// `"2001:db8::/32"`, `"127.0.0.1"` for one host).
 ///
@@ -117,11 +109,7 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
 
     /// `"10.0.0.0/8"`, `"2001:db8::/32"`.
     public var description: String {
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        var bytes = addressBytes
-        let family = bytes.count == 4 ? AF_INET : AF_INET6
-        _ = bytes.withUnsafeMutableBytes { inet_ntop(family, $0.baseAddress, &text, socklen_t(text.count)) }
-        let host = String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let host = (try? Sys.numericHost(addressBytes)) ?? ""
         return "\(host)/\(prefixLength)"
     }
 
@@ -143,52 +131,18 @@ public struct CIDR: Sendable, Hashable, CustomStringConvertible {
     /// The bytes of a numeric IPv4 (dotted quad) or IPv6 address; nil if it is neither.
     static func parseAddress(_ host: String) -> [UInt8]? {
         guard !host.isEmpty, !host.contains("%") else { return nil }
-        if host.contains(":") {
-            var a = in6_addr()
-            guard inet_pton(AF_INET6, host, &a) == 1 else { return nil }
-            return withUnsafeBytes(of: &a) { Array($0) }
-        }
-        var a = in_addr()
-        guard inet_pton(AF_INET, host, &a) == 1 else { return nil }
-        return withUnsafeBytes(of: &a) { Array($0) }
+        return host.contains(":") ? Sys.ipv6Bytes(host) : Sys.ipv4Bytes(host)
     }
 }
 
 extension SocketAddress {
     /// The address bytes in network order: 4 for IPv4, 16 for IPv6, nil for Unix.
-    var ipBytes: [UInt8]? {
-        switch storage {
-        case .v4(var sin): return withUnsafeBytes(of: &sin.sin_addr) { Array($0) }
-        case .v6(var sin6): return withUnsafeBytes(of: &sin6.sin6_addr) { Array($0) }
-        case .unix: return nil
-        }
-    }
+    var ipBytes: [UInt8]? { storage.ipBytes }
 
     /// An IP address from its 4 or 16 bytes in network order, and a port.
     init?(ipBytes bytes: some Collection<UInt8>, port: UInt16) {
-        let bytes = Array(bytes)
-        switch bytes.count {
-        case 4:
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = port.bigEndian
-            withUnsafeMutableBytes(of: &sin.sin_addr) { $0.copyBytes(from: bytes) }
-            #if canImport(Darwin)
-            sin.sin_len = UInt8(MemoryLayout<sockaddr_in>.size)
-            #endif
-            self.init(.v4(sin))
-        case 16:
-            var sin6 = sockaddr_in6()
-            sin6.sin6_family = sa_family_t(AF_INET6)
-            sin6.sin6_port = port.bigEndian
-            withUnsafeMutableBytes(of: &sin6.sin6_addr) { $0.copyBytes(from: bytes) }
-            #if canImport(Darwin)
-            sin6.sin6_len = UInt8(MemoryLayout<sockaddr_in6>.size)
-            #endif
-            self.init(.v6(sin6))
-        default:
-            return nil
-        }
+        guard let storage = Storage.ip(bytes: Array(bytes), port: port) else { return nil }
+        self.init(storage)
     }
 
     /// The same address as IPv4 when it is an IPv4-mapped IPv6 one.

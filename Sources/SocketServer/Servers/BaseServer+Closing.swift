@@ -1,19 +1,10 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 // Stopping: serverClose (Python's server_close), the graceful close a
 // service makes on SIGTERM, and the drain a load balancer needs.
 extension BaseServer {
     /// ``serverClose()``'s work (the `open` method is declared in the class).
     func closeServer() {
-        let me = pthread_self()
         let otherGraceful = control.lifecycle.withLock { s -> Bool in
-            if case .running(let t) = s.graceful { return pthread_equal(t, me) == 0 }
+            if case .running(let t) = s.graceful { return !Sys.isCurrentThread(t) }
             return false
         }
         if otherGraceful {
@@ -41,7 +32,7 @@ extension BaseServer {
     /// forking server sends its children SIGTERM), gives them a moment to
     /// end, and finishes with ``serverClose()``.
     public func closeGracefully(timeout: Double) {
-        let me = pthread_self()
+        let me = Sys.currentThread()
         let started = (try? control.apply(.beginGraceful(me)) { $0.graceful == .running(me) }) ?? false
         guard started else {
             // Already done, or under way in another thread: wait for it.

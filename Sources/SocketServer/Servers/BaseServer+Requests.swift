@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 // The way of one request through the server: accept, admission, dispatch,
 // the handler, and the end that every accepted request reaches once.
 extension BaseServer {
@@ -117,7 +109,8 @@ extension BaseServer {
         let pause = min(max(previous * 2, 5_000_000), 1_000_000_000)
         acceptBackoffNanos.store(pause, ordering: .relaxed)
         // Sleep on the wake-up descriptor, so shutdown() still ends it at once.
-        _ = Sys.poll(control.wakeup.readFD, Int16(POLLIN), Int32(pause / 1_000_000))
+        var deadline = Deadline.after(nanos: pause)
+        _ = try? Sys.poll(control.wakeup.readFD, Sys.pollIn, deadline: &deadline)
     }
 
     /// Serves an admitted request on the calling thread: the handler, the

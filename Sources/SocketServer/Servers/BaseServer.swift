@@ -1,10 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Synchronization
 
 /// The request loop and its hooks: Python's `socketserver.BaseServer`.
@@ -219,12 +212,17 @@ open class BaseServer: ServerClosing {
     /// how often ``serviceActions()`` runs when idle; shutdown does not wait
     /// for it (the loop is woken at once). While ``limits`` are full (policy
     /// `.wait`), the loop accepts nothing until a request ends.
+    ///
+    /// Throws ``ServerError`` for a misuse: ``ServerError/Kind/alreadyServing``
+    /// when the loop already runs (on any thread), ``ServerError/Kind/closed``
+    /// once the server is closed.
     public func serveForever(pollInterval: Double? = 0.5) throws {
-        try control.apply(.startServing(pthread_self())) { _ in () }
+        try control.apply(.startServing(Sys.currentThread())) { _ in () }
         defer { control.apply(.stoppedServing) }
-        let interval: Int32 = pollInterval.map { Int32(clamping: Int64(($0 * 1000).rounded(.up))) } ?? -1
+        let millis: Int32 = pollInterval.map { Int32(clamping: Int64(($0 * 1000).rounded(.up))) } ?? -1
+        let interval: UInt64? = millis < 0 ? nil : UInt64(millis) * 1_000_000  // negative: no limit, as poll(2) takes it
         while !control.stopFlag.load(ordering: .acquiring) {
-            let ready = waitForRequest(timeoutMillis: interval)
+            let ready = waitForRequest(timeoutNanos: interval)
             if control.stopFlag.load(ordering: .acquiring) { break }
             if ready { handleRequestNoBlock() }
             serviceActions()
@@ -240,7 +238,8 @@ open class BaseServer: ServerClosing {
 
     /// Runs ``serveForever(pollInterval:)`` on a new thread and returns once
     /// it is serving. Stop it with `control.shutdown()` (or ``shutdown()``);
-    /// an error that ends the loop is reported on standard error.
+    /// an error that ends the loop is reported on standard error. Throws
+    /// ``ServerError/Kind/threadStart`` when the thread cannot be started.
     @discardableResult
     public func serveInBackground(pollInterval: Double? = 0.5) throws -> ServerControl {
         let hop = ThreadHop(self)
@@ -256,39 +255,35 @@ open class BaseServer: ServerClosing {
     }
 
     /// Handles one request, waiting for it at most ``timeout`` seconds;
-    /// calls ``handleTimeout()`` if none came.
+    /// calls ``handleTimeout()`` if none came. Throws ``ServerError/Kind/closed``
+    /// for a closed server (or one without a socket).
     public func handleRequest() throws {
-        let deadline = timeout.map { Sys.monotonicNanos() &+ nanos(fromSeconds: $0) }
+        var deadline = timeout.map { Deadline.after(nanos: nanos(fromSeconds: $0)) } ?? .none
         let fd = fileno
-        guard fd >= 0 else { throw SocketError.closed(operation: "handle request") }
-        while true {
-            let ms = deadline.map { pollMillis(until: $0) } ?? -1
-            let r = Sys.poll(fd, Int16(POLLIN), ms)
-            if r > 0 { handleRequestNoBlock(); return }
-            if r == 0 {
-                if let deadline, Sys.monotonicNanos() >= deadline { handleTimeout(); return }
-                continue
-            }
-            if Sys.errno != EINTR { throw SocketError.fromErrno("poll") }
-        }
+        guard fd >= 0 else { throw ServerError.closed(operation: "handle request") }
+        let outcome: SysOutcome<Int16>
+        do { outcome = try Sys.poll(fd, Sys.pollIn, deadline: &deadline) } catch { throw SocketError(error, operation: "poll") }
+        if case .done = outcome { handleRequestNoBlock() } else { handleTimeout() }
     }
 
     /// Waits until the socket is readable or `shutdown` wakes us. While the
     /// limits are full (policy `.wait`), waits on the wake-up alone: a
     /// request that ends wakes it.
-    private func waitForRequest(timeoutMillis: Int32) -> Bool {
+    /// `timeoutNanos` nil waits with no limit. A failed poll counts as no
+    /// request (the loop goes round again), as it always has.
+    private func waitForRequest(timeoutNanos: UInt64?) -> Bool {
         let full = admission.withLock { a in
             guard let capacity, limits.policy == .wait, a.active >= capacity else { return false }
             a.loopWaiting = true
             return true
         }
         let listener = full ? -1 : fileno
-        var fds = [pollfd(fd: control.wakeup.readFD, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
-        let r = Glibc_or_Darwin_poll(&fds, listener >= 0 ? 2 : 1, timeoutMillis)
-        if r <= 0 { return false }
-        if fds[0].revents != 0 { control.wakeup.drain() }
-        return listener >= 0 && fds[1].revents != 0
+        var deadline = timeoutNanos.map { Deadline.after(nanos: $0) } ?? .none
+        guard let (woken, readable) = try? Sys.waitReadable(control.wakeup.readFD, listener, deadline: &deadline) else {
+            return false
+        }
+        if woken { control.wakeup.drain() }
+        return readable
     }
 
     // MARK: - Hooks
@@ -424,7 +419,7 @@ open class BaseServer: ServerClosing {
     public var activeThreadCount: Int { (dispatch as? ThreadDispatch)?.activeCount ?? 0 }
 
     /// The child processes serving requests now.
-    public var activeChildren: Set<pid_t> {
+    public var activeChildren: Set<Int32> {
         guard let fork = dispatch as? ForkDispatch else { return [] }
         return Set(fork.children.withLock { $0.keys })
     }

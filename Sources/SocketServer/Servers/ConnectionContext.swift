@@ -86,34 +86,22 @@ public protocol ConnectionStage: Sendable {
     func prepare(_ connection: ConnectionContext, server: BaseServer) throws
 }
 
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The context of the request the calling thread is serving: set by the
 /// server around ``BaseServer/finishRequest(_:clientAddress:)``, so that the
 /// Python-shaped hook needs no extra parameter.
 enum CurrentConnection {
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key, nil)
-        return key
-    }()
+    private static let current = ThreadSpecific()
 
     static var context: ConnectionContext? {
-        guard let p = pthread_getspecific(key) else { return nil }
+        guard let p = current.value else { return nil }
         return Unmanaged<ConnectionContext>.fromOpaque(p).takeUnretainedValue()
     }
 
     /// Runs `body` with `context` as the thread's current one; `context`
     /// is kept alive by the caller for the call.
     static func with<R>(_ context: ConnectionContext, _ body: () throws -> R) rethrows -> R {
-        pthread_setspecific(key, Unmanaged.passUnretained(context).toOpaque())
-        defer { pthread_setspecific(key, nil) }
+        current.set(Unmanaged.passUnretained(context).toOpaque())
+        defer { current.set(nil) }
         return try body()
     }
 }

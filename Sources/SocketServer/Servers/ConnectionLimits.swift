@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Caps on what a server serves at once (``BaseServer/limits``). Off by
 /// default, as in Python: every accepted connection gets its thread.
 ///

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// What the server knows of one admitted request from accept to end.
 struct ConnectionRecord: Sendable {
     let id: UInt64

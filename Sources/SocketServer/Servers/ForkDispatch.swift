@@ -1,23 +1,14 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A child process per request (``ForkingMixIn``). The child serves the
 /// request and ends with `_exit`, never returning into the loop; the
 /// parent reaps it and ends the request's record then (outcome from the
 /// exit status; bytes are not known to the parent).
 final class ForkDispatch: RequestDispatch {
-    let children = Locked<[pid_t: ConnectionRecord]>([:])
+    let children = Locked<[ProcessID: ConnectionRecord]>([:])
 
     func process(_ request: Request, record: ConnectionRecord, server: BaseServer) throws {
         collect(server, blocking: false)
-        fflush(nil)
-        let pid = fork()
-        if pid < 0 { throw SocketError.fromErrno("fork") }
+        let pid: ProcessID
+        do { pid = try Sys.fork() } catch { throw SocketError(error, operation: "fork") }
         if pid == 0 {
             // The child: serve this one request, then _exit. It never returns
             // into the parent's loop, and runs no atexit handlers.
@@ -25,8 +16,7 @@ final class ForkDispatch: RequestDispatch {
             server.releaseInChild()
             server.isChild = true
             let ok = server.runRequest(request, record: record)
-            fflush(nil)
-            _exit(ok ? 0 : 1)
+            Sys.exitChild(ok ? 0 : 1)
         }
         children.update { $0[pid] = record }
         server.closeRequest(request)
@@ -37,26 +27,27 @@ final class ForkDispatch: RequestDispatch {
     /// Reaps finished children; with more than ``BaseServer/maxChildren``
     /// running, first waits until one ends. `blocking` waits for all.
     func collect(_ server: BaseServer, blocking: Bool) {
-        while children.withLock({ $0.count }) >= server.maxChildren {
-            var status: Int32 = 0
-            let pid = waitpid(-1, &status, 0)
-            if pid > 0 {
+        waitForSlot: while children.withLock({ $0.count }) >= server.maxChildren {
+            switch try? Sys.reap(-1, block: true) {
+            case .ended(let pid, let status):
                 reaped(pid, status: status, server)
-            } else if Sys.errno == ECHILD {
+            case .noChild:
+                // None left to wait for (reaped elsewhere): their requests are over.
                 for pid in children.withLock({ Array($0.keys) }) { reaped(pid, status: 0, server) }
-            } else if Sys.errno != EINTR {
-                break
+            case .running, nil:
+                break waitForSlot
             }
         }
         for pid in children.withLock({ Array($0.keys) }) {
-            var status: Int32 = 0
-            var r: pid_t
-            repeat { r = waitpid(pid, &status, blocking ? 0 : WNOHANG) } while r < 0 && Sys.errno == EINTR
-            if r == pid || (r < 0 && Sys.errno == ECHILD) { reaped(pid, status: status, server) }
+            switch try? Sys.reap(pid, block: blocking) {
+            case .ended(_, let status): reaped(pid, status: status, server)
+            case .noChild: reaped(pid, status: 0, server)
+            case .running, nil: break
+            }
         }
     }
 
-    private func reaped(_ pid: pid_t, status: Int32, _ server: BaseServer) {
+    private func reaped(_ pid: ProcessID, status: Int32, _ server: BaseServer) {
         guard let record = children.update({ $0.removeValue(forKey: pid) }) else { return }
         // Exited with 0: completed; anything else (an error, a signal): failed.
         let outcome: ConnectionOutcome = status == 0
@@ -78,11 +69,11 @@ final class ForkDispatch: RequestDispatch {
     }
 
     func cutWorkers() {
-        for pid in children.withLock({ Array($0.keys) }) { kill(pid, SIGTERM) }
+        for pid in children.withLock({ Array($0.keys) }) { try? Sys.kill(pid, Sys.signalTerminate) }
     }
 
     func killWorkers(_ server: BaseServer) {
-        for pid in children.withLock({ Array($0.keys) }) { kill(pid, SIGKILL) }
+        for pid in children.withLock({ Array($0.keys) }) { try? Sys.kill(pid, Sys.signalKill) }
         _ = waitForWorkers(server, until: Sys.monotonicNanos() &+ 200_000_000, all: true)
     }
 }

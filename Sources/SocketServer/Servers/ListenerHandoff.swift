@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Hands listening sockets from a running server process to its
 /// replacement over a Unix socket (`SCM_RIGHTS`), so that a restart
 /// refuses no connection: the new process accepts on the very socket the
@@ -48,9 +40,9 @@ public enum ListenerHandoff {
         let listener = try Socket(family: .unix, type: .stream)
         defer { listener.close() }
         if let timeout { try listener.setTimeout(timeout) }
-        unlink(path)
+        try? Sys.unlink(path)
         try listener.bind(to: address)
-        defer { unlink(path) }
+        defer { try? Sys.unlink(path) }
         try listener.listen(backlog: 4)
         let deadline = timeout.map { Socket.monotonicNanos() &+ UInt64($0 * 1e9) }
         while true {
@@ -95,12 +87,12 @@ public enum ListenerHandoff {
             let code = s.connectEx(to: address)
             if code == 0 { connection = s; break }
             s.close()
-            guard code == ENOENT || code == ECONNREFUSED, Socket.monotonicNanos() < deadline else {
-                if code == ENOENT || code == ECONNREFUSED { throw SocketError.timeout(operation: "take listeners from", address: path) }
+            let notYet = Errno(code) == .noSuchFile || Errno(code) == .connectionRefused
+            guard notYet, Socket.monotonicNanos() < deadline else {
+                if notYet { throw SocketError.timeout(operation: "take listeners from", address: path) }
                 throw SocketError.system(Errno(code), operation: "take listeners from", address: path)
             }
-            var pause = timespec(tv_sec: 0, tv_nsec: 10_000_000)
-            nanosleep(&pause, nil)  // the offerer is not listening yet: poll again shortly
+            Sys.sleep(nanos: 10_000_000)  // the offerer is not listening yet: poll again shortly
         }
         let socket = connection!
         defer { socket.close() }
@@ -123,14 +115,7 @@ public enum ListenerHandoff {
 
     /// Whether the peer runs as our user (or root); true where unknown.
     private static func isOwnUser(_ connection: Socket) -> Bool {
-        #if os(Linux)
-        // struct ucred { pid_t pid; uid_t uid; gid_t gid; } (hidden without _GNU_SOURCE)
-        var cred: (Int32, UInt32, UInt32) = (0, 0, 0)
-        var len = socklen_t(MemoryLayout<(Int32, UInt32, UInt32)>.size)
-        guard getsockopt(connection.fileno, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 else { return false }
-        return cred.1 == geteuid() || cred.1 == 0
-        #else
-        return true
-        #endif
+        guard let uid = try? Sys.peerUserID(connection.fileno) else { return false }
+        return uid == Sys.effectiveUserID || uid == 0
     }
 }

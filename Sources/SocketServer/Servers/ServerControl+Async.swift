@@ -10,14 +10,16 @@ extension ServerControl {
     /// returns when the loop ends (after a graceful close or a drain: when
     /// that has finished). Cancelling the task stops the loop, cuts
     /// the open connections (``BaseServer/closeGracefully(timeout:)`` with
-    /// no grace) and throws `CancellationError`.
+    /// no grace) and throws `CancellationError`. Throws the loop's
+    /// ``ServerError`` for a misuse (already serving, closed), and
+    /// ``ServerError/Kind/closed`` when the server has been dropped.
     ///
     /// ```swift
     /// let server = try ThreadingTCPServer(("127.0.0.1", 8000), Echo.self)
     /// try await server.control.run()
     /// ```
     public func run(pollInterval: Double? = 0.5) async throws {
-        guard let server = owner.withLock({ $0.server }) else { throw SocketError.closed(operation: "run") }
+        guard let server = owner.withLock({ $0.server }) else { throw ServerError.closed(operation: "run") }
         let hop = ThreadHop(server)
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in

@@ -1,10 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Synchronization
 
 /// Where a server is in its life, as a health check or a load balancer
@@ -33,11 +26,11 @@ public enum ServerState: Sendable, Equatable, CustomStringConvertible {
 
 /// The serving lifecycle: one value, changed only by ``apply(_:)``.
 struct Lifecycle: Sendable {
-    enum Graceful: Sendable, Equatable { case none, running(pthread_t), done }
+    enum Graceful: Sendable, Equatable { case none, running(ThreadHandle), done }
 
     enum Event {
         /// `serveForever` starts on this thread.
-        case startServing(pthread_t)
+        case startServing(ThreadHandle)
         /// `serveForever` returns.
         case stoppedServing
         /// `shutdown()` was called.
@@ -49,7 +42,7 @@ struct Lifecycle: Sendable {
         /// A drain began (``BaseServer/drain(delay:grace:)``): health checks see `.draining`.
         case beginDrain
         /// `closeGracefully` starts on this thread.
-        case beginGraceful(pthread_t)
+        case beginGraceful(ThreadHandle)
         case endGraceful
         /// How long `serverClose()` may still wait for workers (monotonic nanoseconds).
         case workerDeadline(UInt64)
@@ -57,7 +50,7 @@ struct Lifecycle: Sendable {
 
     /// `serveForever` is running.
     var serving = false
-    var servingThread: pthread_t?
+    var servingThread: ThreadHandle?
     /// `shutdown()` was asked: the running loop stops, or the next one
     /// returns at once (as Python's).
     var stopRequested = false
@@ -84,13 +77,13 @@ struct Lifecycle: Sendable {
         return hasServed || failed ? .stopped : .starting
     }
 
-    /// The transition function. Throws for a misuse (serving a closed
-    /// server, or serving twice).
+    /// The transition function. Throws ``ServerError`` for a misuse:
+    /// serving a closed server (`.closed`), or serving twice (`.alreadyServing`).
     mutating func apply(_ event: Event) throws {
         switch event {
         case .startServing(let thread):
-            if closed { throw SocketError.closed(operation: "serve forever") }
-            if serving { throw SocketError.invalidArgument("serveForever is already running") }
+            if closed { throw ServerError.closed(operation: "serve forever") }
+            if serving { throw ServerError.alreadyServing() }
             serving = true
             servingThread = thread
             hasServed = true
@@ -159,9 +152,8 @@ public final class ServerControl: Sendable {
     /// Stops ``BaseServer/serveForever(pollInterval:)`` and returns once it
     /// has stopped; see ``BaseServer/shutdown()``.
     public func shutdown() {
-        let me = pthread_self()
         let mustWait = (try? apply(.shutdown) { s in
-            s.serving && !(s.servingThread.map { pthread_equal($0, me) != 0 } ?? false)
+            s.serving && !(s.servingThread.map { Sys.isCurrentThread($0) } ?? false)
         }) ?? false
         wakeup.signal()
         if mustWait { lifecycle.wait(deadline: nil) { !$0.serving } }

@@ -1,19 +1,26 @@
 /// An error of a server's lifecycle, not of its sockets: a server used
-/// the wrong way (``Kind/alreadyServing``), or a thread that could not be
-/// started (``Kind/threadStart``, with the system's error number).
+/// the wrong way (``Kind/alreadyServing``: `serveForever` while it runs;
+/// ``Kind/closed``: `serveForever`, `handleRequest` or `control.run()` on a
+/// closed server), or a thread that could not be started
+/// (``Kind/threadStart``, with the system's error number: a handler
+/// thread, `serveInBackground`, ``Threads/start(stackSize:_:)``).
 ///
 /// ```swift
 /// do { try server.serveInBackground() }
+/// catch ServerError.alreadyServing { ... }
 /// catch let e as ServerError where e.kind == .threadStart { ... }
 /// catch Errno.wouldBlock { ... }   // the same error: EAGAIN, out of threads
 /// ```
+///
+/// A closed server's error carries `EBADF`, so `catch Errno.badFileDescriptor`
+/// matches it too.
 public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible, CarriesErrno {
     /// What went wrong. New kinds may be added.
     public struct Kind: Hashable, Sendable, CustomStringConvertible {
         let name: String
         /// `serveForever` was called while it is already running.
         public static let alreadyServing = Kind(name: "alreadyServing")
-        /// The server is closed and cannot serve again.
+        /// The server is closed (or has no socket) and cannot serve again.
         public static let closed = Kind(name: "closed")
         /// A thread could not be started (`pthread_create` failed).
         public static let threadStart = Kind(name: "threadStart")

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc  // SIGINT, SIGTERM
-#endif
 import Synchronization
 
 /// Turns signals into a call on an ordinary thread: the signal handler only
@@ -78,7 +75,7 @@ extension BaseServer {
     ///
     /// `then` runs afterwards, on the watcher thread. Signals after the
     /// first change nothing. A forked child gets the default action back.
-    public func shutdownOnSignals(_ signals: [Int32] = [SIGINT, SIGTERM], gracePeriod: Double? = nil,
+    public func shutdownOnSignals(_ signals: [Int32] = DefaultSignals.stop, gracePeriod: Double? = nil,
                                   then: (@Sendable (Int32) -> Void)? = nil) throws {
         let control = self.control
         let hop = ThreadHop(self)

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc  // ECONNREFUSED
-#endif
-
 /// A server on a Unix stream socket (Python's `UnixStreamServer`).
 ///
 /// ```swift
@@ -89,7 +85,7 @@ final class UnixSocketFile: Sendable {
         let probe = try Socket(family: .unix, type: type)
         defer { probe.close() }
         let code = probe.connectEx(to: address)
-        if code == ECONNREFUSED {
+        if Errno(code) == .connectionRefused {
             try? Sys.unlink(path)
         }
     }

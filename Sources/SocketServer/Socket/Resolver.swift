@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
-
 /// One result of ``Resolver/addressInfo(host:port:family:type:proto:flags:)``
 /// (one tuple of Python's `getaddrinfo`).
 public struct AddressInfo: Sendable, Hashable, CustomStringConvertible {
@@ -40,8 +36,8 @@ public enum Resolver {
             throw resolutionError(error, host ?? port ?? "")
         }
         var infos: [AddressInfo] = []
-        for var info in found {
-            if let address = SocketAddress(storage: &info.storage, length: info.length) {
+        for info in found {
+            if let address = SocketAddress(info) {
                 infos.append(AddressInfo(family: AddressFamily(rawValue: info.family), type: SocketType(rawValue: info.type),
                                          proto: info.proto, canonicalName: info.canonicalName, address: address))
             }
@@ -157,10 +153,7 @@ public enum Resolver {
         let expected = family == .inet ? 4 : family == .inet6 ? 16 : -1
         guard expected > 0 else { throw SocketError.system(.addressFamilyNotSupported, operation: "inet_ntop", address: nil) }
         guard bytes.count == expected else { throw SocketError.invalidArgument("invalid length of packed IP address string") }
-        guard let text = bytes.withUnsafeBytes({ Sys.inetNtop(family.rawValue, $0.baseAddress!) }) else {
-            throw SocketError.fromErrno("inet_ntop")
-        }
-        return text
+        do { return try Sys.numericHost(bytes) } catch { throw SocketError(error, operation: "inet_ntop") }
     }
 
     /// Dotted IPv4 text, in any of the forms `inet_aton(3)` takes

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A socket a service manager passed to the process (systemd's socket
 /// activation, ``Socket/listenFDs(unsetEnvironment:environment:firstFD:)``).
 public struct ListenFD: Sendable {
@@ -49,15 +41,15 @@ extension Socket {
                                  firstFD: Int32 = Socket.listenFDsStart) throws -> [ListenFD] {
         func value(_ key: String) -> String? {
             if let environment { return environment[key] }
-            return getenv(key).map { String(cString: $0) }
+            return Sys.environment(key)
         }
         let pidText = value("LISTEN_PID"), countText = value("LISTEN_FDS"), namesText = value("LISTEN_FDNAMES")
         if unsetEnvironment && environment == nil {
-            for key in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] { unsetenv(key) }
+            for key in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] { Sys.unsetEnvironment(key) }
         }
         guard let pidText, let countText else { return [] }
         guard let pid = Int32(pidText), pid > 0 else { throw SocketError.invalidArgument("LISTEN_PID=\(pidText) is not a pid") }
-        guard pid == getpid() else { return [] }
+        guard pid == Sys.processID else { return [] }
         guard let count = Int(countText), count >= 0, count <= 65536 else {
             throw SocketError.invalidArgument("LISTEN_FDS=\(countText) is not a descriptor count")
         }
@@ -72,10 +64,7 @@ extension Socket {
         var result: [ListenFD] = []
         for i in 0..<count {
             let fd = firstFD + Int32(i)
-            let flags = fcntl(fd, F_GETFD)
-            guard flags >= 0, fcntl(fd, F_SETFD, flags | FD_CLOEXEC) == 0 else {
-                throw SocketError.fromErrno("passed descriptor \(fd)")
-            }
+            do { try Sys.setCloseOnExec(fd) } catch { throw SocketError(error, operation: "passed descriptor \(fd)") }
             result.append(ListenFD(socket: try Socket(fileDescriptor: fd), name: names?[i]))
         }
         return result

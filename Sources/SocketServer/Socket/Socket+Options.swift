@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
-
 /// A typed socket option: its level, its name and the Swift type of its
 /// value. Use the named ones (`.reuseAddress`, `.noDelay`, ...) with
 /// ``Socket/setOption(_:_:)`` and ``Socket/getOption(_:)``, or the raw
@@ -21,44 +17,42 @@ public struct SocketOption<Value>: Sendable {
     }
 }
 
-private let tcpLevel = Int32(IPPROTO_TCP)
-
 extension SocketOption where Value == Bool {
     /// `SO_REUSEADDR`: bind a port whose old connections are in TIME_WAIT.
-    public static var reuseAddress: Self { .init(SOL_SOCKET, SO_REUSEADDR, .bool) }
+    public static var reuseAddress: Self { .init(Sys.solSocket, Sys.soReuseAddr, .bool) }
     /// `SO_REUSEPORT`: let several sockets bind the same port.
-    public static var reusePort: Self { .init(SOL_SOCKET, SO_REUSEPORT, .bool) }
+    public static var reusePort: Self { .init(Sys.solSocket, Sys.soReusePort, .bool) }
     /// `SO_BROADCAST`: allow sending to broadcast addresses.
-    public static var broadcast: Self { .init(SOL_SOCKET, SO_BROADCAST, .bool) }
+    public static var broadcast: Self { .init(Sys.solSocket, Sys.soBroadcast, .bool) }
     /// `SO_KEEPALIVE`: send TCP keep-alive probes.
-    public static var keepAlive: Self { .init(SOL_SOCKET, SO_KEEPALIVE, .bool) }
+    public static var keepAlive: Self { .init(Sys.solSocket, Sys.soKeepAlive, .bool) }
     /// `TCP_NODELAY`: turn off Nagle's algorithm.
-    public static var noDelay: Self { .init(tcpLevel, TCP_NODELAY, .bool) }
+    public static var noDelay: Self { .init(Sys.ipprotoTCP, Sys.tcpNoDelay, .bool) }
     /// `SO_ACCEPTCONN` (read-only): whether the socket is listening.
-    public static var acceptConnections: Self { .init(SOL_SOCKET, SO_ACCEPTCONN, .bool) }
+    public static var acceptConnections: Self { .init(Sys.solSocket, Sys.soAcceptConn, .bool) }
 }
 
 extension SocketOption where Value == Int {
     /// `SO_RCVBUF`: the receive buffer size (Linux reports double what was set).
-    public static var receiveBufferSize: Self { .init(SOL_SOCKET, SO_RCVBUF, .int) }
+    public static var receiveBufferSize: Self { .init(Sys.solSocket, Sys.soRcvBuf, .int) }
     /// `SO_SNDBUF`: the send buffer size (Linux reports double what was set).
-    public static var sendBufferSize: Self { .init(SOL_SOCKET, SO_SNDBUF, .int) }
+    public static var sendBufferSize: Self { .init(Sys.solSocket, Sys.soSndBuf, .int) }
     /// `SO_ERROR` (read-only, clears it): the pending error number, 0 for none.
-    public static var error: Self { .init(SOL_SOCKET, SO_ERROR, .int) }
+    public static var error: Self { .init(Sys.solSocket, Sys.soError, .int) }
 }
 
 extension SocketOption where Value == Double? {
     /// `SO_RCVTIMEO` in seconds (nil: none). Prefer ``Socket/setTimeout(_:)``,
     /// which covers every call; a blocking call that runs out of this one
     /// throws ``SocketError/timeout(operation:address:)`` too.
-    public static var receiveTimeout: Self { .init(SOL_SOCKET, SO_RCVTIMEO, .timeval) }
+    public static var receiveTimeout: Self { .init(Sys.solSocket, Sys.soRcvTimeo, .timeval) }
     /// `SO_SNDTIMEO` in seconds (nil: none).
-    public static var sendTimeout: Self { .init(SOL_SOCKET, SO_SNDTIMEO, .timeval) }
+    public static var sendTimeout: Self { .init(Sys.solSocket, Sys.soSndTimeo, .timeval) }
 }
 
 extension SocketOption where Value == SocketType {
     /// `SO_TYPE` (read-only): the socket's type.
-    public static var type: Self { .init(SOL_SOCKET, SO_TYPE, .type) }
+    public static var type: Self { .init(Sys.solSocket, Sys.soType, .type) }
 }
 
 extension Socket {

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
-
 extension Socket {
     /// Sends `count` bytes of the open file `fileDescriptor`, starting at
     /// `offset`, without copying them through user space (`sendfile(2)`).
@@ -35,7 +31,7 @@ extension Socket {
                 while sent < count {
                     if sent > 0 { startDeadline(&deadline) }
                     let chunk = min(count - sent, 1 << 30)
-                    let n = try io("sendfile", events: Int16(POLLOUT), deadline: &deadline) { fd in
+                    let n = try io("sendfile", events: Sys.pollOut, deadline: &deadline) { fd in
                         Sys.sendfile(fd, fileDescriptor, &position, chunk)
                     }
                     if n == 0 { break }  // end of file

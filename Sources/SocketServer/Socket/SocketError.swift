@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
-
 /// The one error type of the socket layer.
 ///
 /// A struct, so that new kinds of failure are not source-breaking: it
@@ -146,7 +142,7 @@ public struct SocketError: Error, Sendable, Equatable, CustomStringConvertible, 
         if kind == .timeout { return true }
         guard kind == .system, let e = errno else { return false }
         return e == .connectionReset || e == .brokenPipe || e == .connectionAborted
-            || e == .notConnected || e == .timedOut || e == Errno(ESHUTDOWN)
+            || e == .notConnected || e == .timedOut || e == .endpointShutDown
     }
 
     /// What failed, where and why: `connect to 127.0.0.1:9: Connection
@@ -156,7 +152,7 @@ public struct SocketError: Error, Sendable, Equatable, CustomStringConvertible, 
         switch kind {
         case .timeout: return "\(operation)\(at): timed out"
         case .addressResolution:
-            return "resolve \(address ?? ""): \(detail ?? "") (\(addrInfoErrorName(resolverCode ?? 0)))"
+            return "resolve \(address ?? ""): \(detail ?? "") (\(Sys.ResolveFailure.name(of: resolverCode ?? 0)))"
         case .hostNotFound: return "look up \(address ?? ""): \(detail ?? "")"
         case .closed: return "\(operation): socket is closed (EBADF)"
         case .invalidArgument: return "invalid argument: \(detail ?? "")"
@@ -185,31 +181,7 @@ extension SocketError.Kind {
     }
 }
 
-func addrInfoErrorName(_ code: Int32) -> String {
-    switch code {
-    case EAI_AGAIN: return "EAI_AGAIN"
-    case EAI_BADFLAGS: return "EAI_BADFLAGS"
-    case EAI_FAIL: return "EAI_FAIL"
-    case EAI_FAMILY: return "EAI_FAMILY"
-    case EAI_MEMORY: return "EAI_MEMORY"
-    case EAI_NONAME: return "EAI_NONAME"
-    case EAI_SERVICE: return "EAI_SERVICE"
-    case EAI_SOCKTYPE: return "EAI_SOCKTYPE"
-    case EAI_SYSTEM: return "EAI_SYSTEM"
-    case EAI_OVERFLOW: return "EAI_OVERFLOW"
-    default: return "EAI_\(code)"
-    }
-}
-
 extension SocketError {
-    /// Builds a system error from the calling thread's `errno`.
-    /// TODO(lead): remove after merge (BaseServer and Signals use it; the
-    /// platform layer throws `Errno`, wrapped with ``init(_:operation:address:)``).
-    @inline(never)
-    static func fromErrno(_ operation: String, _ address: SocketAddress? = nil) -> SocketError {
-        SocketError(kind: .system, errno: .current, operation: operation, socketAddress: address)
-    }
-
     /// Wraps an error of the platform layer.
     init(_ errno: Errno, operation: String, address: SocketAddress? = nil) {
         self.init(kind: .system, errno: errno, operation: operation, socketAddress: address)

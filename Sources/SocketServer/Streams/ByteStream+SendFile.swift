@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 extension ByteStream {
     /// Sends `count` bytes of the open file `fileDescriptor` from `offset`
     /// (stopping early only at the file's end), over this stream: a plain
@@ -23,10 +15,12 @@ extension ByteStream {
         var sent = 0
         var deadline: UInt64 = 0
         while sent < count {
-            let n = pread(fileDescriptor, buffer.baseAddress, min(chunk, count - sent), off_t(offset + sent))
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SocketError.system(Errno(errno), operation: "read file", address: nil)
+            let n: Int
+            do {
+                n = try Sys.pread(fileDescriptor, UnsafeMutableRawBufferPointer(rebasing: buffer[0..<min(chunk, count - sent)]),
+                                  offset: Int64(offset + sent))
+            } catch {
+                throw SocketError.system(error, operation: "read file", address: nil)
             }
             if n == 0 { break }
             if sent > 0 { socket.startDeadline(&deadline) }
