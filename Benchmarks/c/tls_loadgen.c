@@ -689,7 +689,7 @@ static int cmd_bulk(void) {
         /* Write while the window allows, until the socket is full; once
          * stopping, only the rest of a line begun (the server echoes whole
          * lines only). */
-        int blocked_write = 0, failed = 0;
+        int failed = 0;
         for (;;) {
             size_t off = sent % period;
             size_t n = period - off < chunk ? period - off : chunk;
@@ -710,8 +710,7 @@ static int cmd_bulk(void) {
             int code = SSL_get_error(ssl, ret);
             if (code == SSL_ERROR_WANT_WRITE || code == SSL_ERROR_WANT_READ) {
                 ERR_clear_error();
-                blocked_write = 1;
-                break;
+                break; /* the socket is full: poll for POLLOUT below */
             }
             report_error("bulk TLS send: %s", tls_failure(ssl, ret, why, sizeof why));
             failed = 1;
@@ -754,15 +753,18 @@ static int cmd_bulk(void) {
             break;
         if (received == sent)
             last_progress = now_ns(); /* nothing outstanding: not a stall */
-        /* Wait for room to write or something to read, until the next
-         * boundary of the window at the latest. */
+        /* Wait for something to read, and for room in the socket if there
+         * is something to write (room in the window, or a line to finish),
+         * until the next boundary of the window at the latest. */
+        int can_write = stopping ? sent % (uint64_t)opt.line != 0
+                                 : sent - received + chunk <= (uint64_t)opt.window;
         int64_t next = !measuring ? t_measure : !stopping ? t_end : now_ns() + NS / 100;
         int wait_ms = (int)((next - now_ns()) / 1000000);
         if (wait_ms < 0)
             wait_ms = 0;
         if (wait_ms > 10)
             wait_ms = 10;
-        struct pollfd pfd = {fd, (short)(POLLIN | (blocked_write ? POLLOUT : 0)), 0};
+        struct pollfd pfd = {fd, (short)(POLLIN | (can_write ? POLLOUT : 0)), 0};
         poll(&pfd, 1, wait_ms);
     }
     SSL_shutdown(ssl);
