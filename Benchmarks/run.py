@@ -245,9 +245,14 @@ class ServerProcess:
     def wait_listening(self, timeout=30.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.out.seek(0)
-            first = self.out.readline()
-            if first.endswith(b"\n"):
+            # pread, not seek + read: the server writes through a descriptor
+            # that shares this file's offset, so moving the offset would move
+            # where its next write lands. (With PYTHONUNBUFFERED=1, Python's
+            # print writes the line and its LF in two calls: a seek(0) between
+            # them put the LF over the first byte.)
+            data = os.pread(self.out.fileno(), 4096, 0)
+            if b"\n" in data:
+                first = data[:data.index(b"\n") + 1]
                 text = first.decode(errors="replace").strip()
                 if not text.startswith("listening on ") or ":" not in text:
                     raise RuntimeError(f"unexpected first line from {self.server.name}: {text!r}")
@@ -260,10 +265,10 @@ class ServerProcess:
         raise RuntimeError(f"{self.server.name} did not print 'listening on' within {timeout:.0f} s")
 
     def stderr_tail(self, n=300):
-        self.err.flush()
-        self.err.seek(0)
-        data = self.err.read()
-        return data[-n:].decode(errors="replace").strip()
+        # pread: the offset is shared with the server's stderr (see above).
+        size = os.fstat(self.err.fileno()).st_size
+        data = os.pread(self.err.fileno(), n, max(0, size - n))
+        return data.decode(errors="replace").strip()
 
     def alive(self):
         return self.proc.poll() is None
