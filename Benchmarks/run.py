@@ -39,6 +39,7 @@ class Server:
     argv: list            # command without --host/--port
     binary: str           # must exist, else the server is skipped
     max_conns: int = None  # connections it serves at once (None: no limit)
+    tls: bool = False      # serves TLS (only the TLS cells run against it)
 
 
 def make_servers(args):
@@ -75,11 +76,51 @@ def make_servers(args):
     if args.baseline_bin:
         servers.append(Server("echo-server-baseline", "echo-server (baseline)",
                               [args.baseline_bin, "--mode", "threading"], args.baseline_bin))
+    servers += make_tls_servers(args)
     return {s.name: s for s in servers}
+
+
+def tls_files(args):
+    """The certificate and key every TLS server uses (made by make_certificates)."""
+    d = Path(args.tls_dir)
+    return str(d / "cert.pem"), str(d / "key.pem")
+
+
+def make_tls_servers(args):
+    """The TLS servers: each serves the same certificate and key (one ECDSA
+    P-256 pair made for the run) and speaks the same line echo over TLS."""
+    cert, key = tls_files(args)
+    echo = args.echo_server_bin
+    nio = args.nio_tls_bin
+    ctls = str(Path(args.c_bin_dir) / "tls_echo_server")
+    py = str(HERE / "python" / "tls_echo_server.py")
+    echo_tls = ["--tls-cert", cert, "--tls-key", key]
+    other_tls = ["--cert", cert, "--key", key]
+    servers = [
+        Server("echo-server-tls", "echo-server TLS", [echo, "--mode", "threading"] + echo_tls, echo, tls=True),
+        Server("nio-tls", "SwiftNIO + NIOSSL", [nio] + other_tls, nio, tls=True),
+        Server("c-tls", "C threads + OpenSSL", [ctls] + other_tls, ctls, tls=True),
+        Server("python-tls", "Python socketserver + ssl", [sys.executable, py] + other_tls, py, tls=True),
+    ]
+    # The TLS case of the opt-in builds above: NAME-tls.
+    for item in filter(None, os.environ.get("BENCH_EXTRA", "").split(",")):
+        name, path = item.split("=", 1)
+        servers.append(Server(f"{name}-tls", f"{name} TLS", [path, "--mode", "threading"] + echo_tls, path,
+                              tls=True))
+    if args.baseline_bin:
+        servers.append(Server("echo-server-baseline-tls", "echo-server TLS (baseline)",
+                              [args.baseline_bin, "--mode", "threading"] + echo_tls, args.baseline_bin,
+                              tls=True))
+    return servers
 
 
 DEFAULT_SERVERS = ["echo-server", "nio", "c", "python"]
 BASELINE = "c"
+# The TLS cells run against these (by default, when a TLS cell is chosen),
+# with ratios to c-tls.
+DEFAULT_TLS_SERVERS = ["echo-server-tls", "nio-tls", "c-tls", "python-tls"]
+TLS_BASELINE = "c-tls"
+SERVER_GROUPS = {"tls": DEFAULT_TLS_SERVERS}
 
 
 # ------------------------------------------------------------- workloads
@@ -100,11 +141,16 @@ class Cell:
     metrics: list
     conns: int              # concurrent connections it needs
     pinned: bool = False    # server and loadgen on CPU 0
+    tls: bool = False       # a TLS cell: tls_loadgen, against the TLS servers only
 
     def conns_for(self, server):
         """Connections to use against server, or None if it cannot run the
         cell. The idle cell runs with fewer connections against a server
-        that serves only a few at once (at least 16, else not at all)."""
+        that serves only a few at once (at least 16, else not at all).
+        TLS cells run against TLS servers only, the others against plain
+        servers only."""
+        if server.tls != self.tls:
+            return None
         limit = server.max_conns
         if limit is None or self.conns <= limit:
             return self.conns
@@ -151,13 +197,36 @@ def make_cells(args):
                        Metric("open_s", f"hold N={args.hold_conns}: seconds to open", "seconds"),
                        Metric("after_mib", f"hold N={args.hold_conns}: server RSS MiB", "mib")],
                       conns=args.hold_conns))
+    # TLS (c/tls_loadgen.c): the same request/response and bulk workloads
+    # over TLS 1.3, and full handshakes.
+    for c in (1, 16, 64):
+        cells.append(Cell(
+            f"tls-rr{c}", f"TLS rr C={c}", "rr",
+            ["--conns", str(c), "--threads", str(1 if c == 1 else args.loadgen_threads),
+             "--size", "64"],
+            [Metric("rps", f"TLS rr C={c} req/s", "rate"),
+             Metric("p50_us", f"TLS rr C={c} p50 µs", "us"),
+             Metric("p99_us", f"TLS rr C={c} p99 µs", "us")],
+            conns=c, pinned=(c == 1 and not args.no_pin), tls=True))
+    cells.append(Cell("tls-bulk", "TLS bulk 16 KiB lines", "bulk",
+                      ["--line", "16384", "--window", str(4 << 20)],
+                      [Metric("mbps", "TLS bulk 16 KiB lines MB/s", "mbps")], conns=1, tls=True))
+    cells.append(Cell("tls-handshake", "TLS handshakes C=16", "handshake",
+                      ["--conns", "16", "--threads", str(args.loadgen_threads), "--size", "64"],
+                      [Metric("hps", "TLS handshakes C=16 /s", "rate"),
+                       Metric("p50_us", "TLS handshake cycle C=16 p50 µs", "us")],
+                      conns=16, tls=True))
     return {c.name: c for c in cells}
 
 
 ALL_WORKLOADS = ["rr1", "rr16", "rr64", "rr256", "churn", "bulk", "idle"]
+# Opt-in (--workloads tls, or some of them): the TLS rows, against the TLS
+# servers (the default servers then include DEFAULT_TLS_SERVERS).
+TLS_WORKLOADS = ["tls-rr1", "tls-rr16", "tls-rr64", "tls-bulk", "tls-handshake"]
 # Opt-in (--workloads hold): minutes of setup, and the whole machine.
 EXTRA_WORKLOADS = ["churn256", "hold"]
-WORKLOAD_GROUPS = {"rr": ["rr1", "rr16", "rr64", "rr256"]}
+WORKLOAD_GROUPS = {"rr": ["rr1", "rr16", "rr64", "rr256"], "tls": TLS_WORKLOADS,
+                   "tls-rr": ["tls-rr1", "tls-rr16", "tls-rr64"]}
 
 
 # ------------------------------------------------------ process handling
@@ -186,9 +255,14 @@ class ServerProcess:
     def wait_listening(self, timeout=30.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.out.seek(0)
-            first = self.out.readline()
-            if first.endswith(b"\n"):
+            # pread, not seek + read: the server writes through a descriptor
+            # that shares this file's offset, so moving the offset would move
+            # where its next write lands. (With PYTHONUNBUFFERED=1, Python's
+            # print writes the line and its LF in two calls: a seek(0) between
+            # them put the LF over the first byte.)
+            data = os.pread(self.out.fileno(), 4096, 0)
+            if b"\n" in data:
+                first = data[:data.index(b"\n") + 1]
                 text = first.decode(errors="replace").strip()
                 if not text.startswith("listening on ") or ":" not in text:
                     raise RuntimeError(f"unexpected first line from {self.server.name}: {text!r}")
@@ -201,10 +275,10 @@ class ServerProcess:
         raise RuntimeError(f"{self.server.name} did not print 'listening on' within {timeout:.0f} s")
 
     def stderr_tail(self, n=300):
-        self.err.flush()
-        self.err.seek(0)
-        data = self.err.read()
-        return data[-n:].decode(errors="replace").strip()
+        # pread: the offset is shared with the server's stderr (see above).
+        size = os.fstat(self.err.fileno()).st_size
+        data = os.pread(self.err.fileno(), n, max(0, size - n))
+        return data.decode(errors="replace").strip()
 
     def alive(self):
         return self.proc.poll() is None
@@ -292,7 +366,7 @@ def parse_result(stdout):
 
 
 def run_timed(cell, port, args):
-    argv = [args.loadgen, cell.mode, "--host", HOST, "--port", str(port),
+    argv = [args.tls_loadgen if cell.tls else args.loadgen, cell.mode, "--host", HOST, "--port", str(port),
             "--warmup", str(args.warmup), "--duration", str(args.duration),
             "--timeout", str(args.timeout)] + cell.loadgen_args
     if cell.pinned:
@@ -451,7 +525,8 @@ def summarize(samples, kind, baseline_median):
 
 
 def render(servers, cells, results, failures, args, notes):
-    """results[(cell, server)] = list of result dicts."""
+    """results[(cell, server)] = list of result dicts. The plain cells with
+    the plain servers, then (if any) the TLS cells with the TLS servers."""
     out = []
     mode = "quick" if args.quick else "full"
     out.append(f"## Echo server benchmark ({mode} mode)")
@@ -459,16 +534,72 @@ def render(servers, cells, results, failures, args, notes):
     out.append(f"{args.reps} repetition(s), {args.warmup:g} s warmup + {args.duration:g} s "
                f"per timed measurement; {os.cpu_count()} CPUs, Linux {os.uname().release}; "
                f"{time.strftime('%Y-%m-%d %H:%M')}.")
-    out.append("")
+    plain_servers = [s for s in servers if not s.tls]
+    plain_cells = [c for c in cells if not c.tls]
+    if plain_servers and plain_cells:
+        out.append("")
+        out += render_table(plain_servers, plain_cells, results, failures, args, BASELINE,
+                            "the C server")
+    tls_servers = [s for s in servers if s.tls]
+    tls_cells = [c for c in cells if c.tls]
+    if tls_servers and tls_cells:
+        out.append("")
+        out.append("### TLS")
+        out.append("")
+        out.append(tls_description(tls_servers, tls_cells, results, args))
+        out.append("")
+        out += render_table(tls_servers, tls_cells, results, failures, args, TLS_BASELINE,
+                            "the C TLS server (C threads + OpenSSL)")
+    if notes:
+        out.append("")
+        for n in notes:
+            out.append(f"- {n}")
+    return "\n".join(out) + "\n"
+
+
+def tls_description(servers, cells, results, args):
+    """What the TLS rows negotiated, as the load generator saw it: the same
+    for every server, or the differences spelled out; and the session
+    tickets each server sent per connection."""
+    seen = {}
+    tickets = {}
+    for s in servers:
+        for c in cells:
+            for r in results.get((c.name, s.name), []):
+                key = (r.get("tls", "?"), r.get("cipher", "?"), r.get("group", "?"))
+                seen.setdefault(key, set()).add(s.title)
+                if isinstance(r.get("tickets"), (int, float)):
+                    tickets.setdefault(s.title, []).append(r["tickets"])
+    text = ("Every server serves the same ECDSA P-256 certificate and key, made for the run "
+            "with the `openssl` CLI; the load generator (`c/tls_loadgen.c`) offers TLS 1.3 with one "
+            "cipher suite and one group only, and never resumes a session (every handshake is full). ")
+    if not seen:
+        return text + "Nothing was negotiated (no TLS measurement succeeded)."
+    if len(seen) == 1:
+        (v, c, g), = seen
+        text += f"Negotiated with every server: {v}, {c}, {g}."
+    else:
+        text += "Negotiated: " + "; ".join(f"{v}, {c}, {g} ({', '.join(sorted(names))})"
+                                           for (v, c, g), names in sorted(seen.items())) + "."
+    if tickets:
+        text += (" Session tickets sent per connection (read, never used): "
+                 + ", ".join(f"{name} {statistics.median(t):g}" for name, t in tickets.items()) + ".")
+    return text
+
+
+def render_table(servers, cells, results, failures, args, baseline_name, baseline_title):
+    """The markdown lines of one table, its legend and its load generator
+    CPU table, with ratios to baseline_name."""
+    out = []
     header = ["workload"] + [s.title for s in servers]
     out.append("| " + " | ".join(header) + " |")
     out.append("|" + "---|" * len(header))
-    baseline = next((s for s in servers if s.name == BASELINE), None)
+    baseline = next((s for s in servers if s.name == baseline_name), None)
     for cell in cells:
         for m in cell.metrics:
             base_med = None
             if baseline:
-                base_samples = [r[m.key] for r in results.get((cell.name, BASELINE), [])]
+                base_samples = [r[m.key] for r in results.get((cell.name, baseline_name), [])]
                 base_med = statistics.median(base_samples) if base_samples else None
             row = [m.label]
             for s in servers:
@@ -486,8 +617,10 @@ def render(servers, cells, results, failures, args, notes):
             out.append("| " + " | ".join(row) + " |")
     out.append("")
     legend = ("Each cell: median (min–max over the repetitions; omitted with one repetition) "
-              "and ×ratio of medians to the C server. Higher is better for req/s, conn/s "
-              "and MB/s; lower is better for µs and KiB/conn. "
+              f"and ×ratio of medians to {baseline_title}. Higher is better for req/s, "
+              + ("handshakes/s" if any(c.tls for c in cells) else "conn/s")
+              + " and MB/s; lower is better for µs" + ("" if any(c.tls for c in cells) else " and KiB/conn")
+              + ". "
               + ("rr C=1 ran with server and load generator pinned to CPU 0."
                  if not args.no_pin else "Nothing was pinned (--no-pin)."))
     limited = [s for s in servers if s.max_conns is not None]
@@ -510,11 +643,7 @@ def render(servers, cells, results, failures, args, notes):
                            if "cpu_pct" in r]
                 row.append(f"{statistics.median(samples):.0f}%" if samples else "–")
             out.append("| " + " | ".join(row) + " |")
-    if notes:
-        out.append("")
-        for n in notes:
-            out.append(f"- {n}")
-    return "\n".join(out) + "\n"
+    return out
 
 
 # ------------------------------------------------------------------ main
@@ -533,12 +662,15 @@ def parse_args():
                "--no-build (or BENCH_NO_BUILD=1) and BENCH_BUILD_JOBS=N.")
     p.add_argument("--quick", action="store_true", default=env("BENCH_QUICK", "0") not in ("0", "no", "false"),
                    help="smoke-test mode: 1 repetition, ~1 s per measurement")
-    p.add_argument("--servers", default=env("BENCH_SERVERS", ",".join(DEFAULT_SERVERS)),
-                   help="comma-separated servers (default: %(default)s; also available: "
-                        "echo-server-forking, echo-server-sync)")
+    p.add_argument("--servers", default=env("BENCH_SERVERS"),
+                   help="comma-separated servers (default: " + ",".join(DEFAULT_SERVERS)
+                        + ", and " + ",".join(DEFAULT_TLS_SERVERS) + " (or tls) when a TLS workload "
+                        "is chosen; also available: echo-server-forking, echo-server-sync, "
+                        "echo-server-capped)")
     p.add_argument("--workloads", default=env("BENCH_WORKLOADS", ",".join(ALL_WORKLOADS)),
                    help="comma-separated cells: rr1,rr16,rr64,rr256 (or rr),churn,bulk,idle "
-                        "(default: all)")
+                        "(default: these), hold; TLS: tls-rr1,tls-rr16,tls-rr64 (or tls-rr),"
+                        "tls-bulk,tls-handshake (or tls for all five)")
     p.add_argument("--reps", type=int, default=env("BENCH_REPS"), help="repetitions (full 3, quick 1)")
     p.add_argument("--duration", type=float, default=env("BENCH_DURATION"),
                    help="measured seconds per timed measurement (full 4, quick 1)")
@@ -565,6 +697,10 @@ def parse_args():
                    help="another echo-server build, offered as server echo-server-baseline")
     p.add_argument("--nio-bin", default=str(HERE / ".build" / "release" / "nio-echo-server"),
                    help="nio-echo-server (empty: skip it); set by run.sh")
+    p.add_argument("--nio-tls-bin", default=str(HERE / ".build" / "release" / "nio-tls-echo-server"),
+                   help="nio-tls-echo-server (empty: skip it); set by run.sh")
+    p.add_argument("--tls-dir", default=None,
+                   help="folder for the run's certificate and key (default: C-BIN-DIR/tls)")
     p.add_argument("--c-bin-dir", default=str(HERE / ".build-c"),
                    help="folder of the compiled loadgen and echo_server; set by run.sh")
     args = p.parse_args()
@@ -576,7 +712,31 @@ def parse_args():
         args.warmup = 0.3 if args.quick else 1.0
     args.reps, args.duration, args.warmup = int(args.reps), float(args.duration), float(args.warmup)
     args.loadgen = str(Path(args.c_bin_dir) / "loadgen")
+    args.tls_loadgen = str(Path(args.c_bin_dir) / "tls_loadgen")
+    if args.tls_dir is None:
+        args.tls_dir = str(Path(args.c_bin_dir) / "tls")
     return args
+
+
+def make_certificates(args):
+    """A new self-signed ECDSA P-256 certificate and its key (PKCS#8 PEM) in
+    args.tls_dir, for every TLS server of the run; None, or why not."""
+    openssl = shutil.which("openssl")
+    if not openssl:
+        return "the openssl command is missing"
+    d = Path(args.tls_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    cert, key = tls_files(args)
+    argv = [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+    try:
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "openssl req did not finish within 30 s"
+    if proc.returncode != 0:
+        return f"openssl req failed: {proc.stderr.strip()[-300:]}"
+    return None
 
 
 def prepare_limits(args, notes):
@@ -615,27 +775,55 @@ def prepare_limits(args, notes):
         pass
 
 
+def choose(args, all_servers, all_cells):
+    """The chosen cells (in table order) and server names, from --workloads
+    and --servers; exits on an unknown name."""
+    workloads = []
+    for w in (w.strip() for w in args.workloads.split(",") if w.strip()):
+        for name in WORKLOAD_GROUPS.get(w, [w]):
+            if name not in all_cells:
+                sys.exit(f"unknown workload {w}; known: "
+                         f"{', '.join(ALL_WORKLOADS + EXTRA_WORKLOADS + TLS_WORKLOADS)}, rr, tls-rr, tls")
+            if name not in workloads:
+                workloads.append(name)
+    cells = [all_cells[w] for w in ALL_WORKLOADS + EXTRA_WORKLOADS + TLS_WORKLOADS if w in workloads]
+    if args.servers is None:
+        # The default: the plain servers for plain cells, the TLS ones for TLS cells.
+        wanted = ([] if all(c.tls for c in cells) else list(DEFAULT_SERVERS)) + \
+                 (list(DEFAULT_TLS_SERVERS) if any(c.tls for c in cells) else [])
+    else:
+        wanted = []
+        for name in (s.strip() for s in args.servers.split(",") if s.strip()):
+            for n in SERVER_GROUPS.get(name, [name]):
+                if n not in wanted:
+                    wanted.append(n)
+    unknown = [s for s in wanted if s not in all_servers]
+    if unknown:
+        sys.exit(f"unknown server(s): {', '.join(unknown)}; known: {', '.join(all_servers)}, tls")
+    return cells, wanted
+
+
 def main():
+    if "--wants-nio-tls" in sys.argv:
+        # For run.sh: exit 0 if this selection runs nio-tls (which needs
+        # NIOSSL built), 1 if not.
+        sys.argv.remove("--wants-nio-tls")
+        args = parse_args()
+        cells, wanted = choose(args, make_servers(args), make_cells(args))
+        return 0 if "nio-tls" in wanted and any(c.tls for c in cells) else 1
     args = parse_args()
     notes = []
     prepare_limits(args, notes)
     all_servers = make_servers(args)
     all_cells = make_cells(args)
+    cells, wanted = choose(args, all_servers, all_cells)
 
-    wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
-    unknown = [s for s in wanted if s not in all_servers]
-    if unknown:
-        sys.exit(f"unknown server(s): {', '.join(unknown)}; known: {', '.join(all_servers)}")
-    workloads = []
-    for w in (w.strip() for w in args.workloads.split(",") if w.strip()):
-        for name in WORKLOAD_GROUPS.get(w, [w]):
-            if name not in all_cells:
-                sys.exit(f"unknown workload {w}; known: {', '.join(ALL_WORKLOADS + EXTRA_WORKLOADS)}, rr")
-            if name not in workloads:
-                workloads.append(name)
-    cells = [all_cells[w] for w in ALL_WORKLOADS + EXTRA_WORKLOADS if w in workloads]
-
-    for tool in (args.loadgen,):
+    tools = []
+    if any(not c.tls for c in cells):
+        tools.append(args.loadgen)
+    if any(c.tls for c in cells):
+        tools.append(args.tls_loadgen)
+    for tool in tools:
         if not os.access(tool, os.X_OK):
             sys.exit(f"{tool} is missing: run ./run.sh (it builds everything)")
     if any(c.pinned for c in cells) and not shutil.which("taskset"):
@@ -653,10 +841,25 @@ def main():
             notes.append(f"{s.title}: skipped (binary not found)")
             continue
         servers.append(s)
+    if any(s.tls for s in servers):
+        why = make_certificates(args)
+        if why:
+            log(f"note: skipping the TLS servers: {why}")
+            notes.append(f"TLS servers skipped: {why}")
+            servers = [s for s in servers if not s.tls]
+        else:
+            log(f"certificate and key (ECDSA P-256) for the TLS servers: {args.tls_dir}")
     if not servers:
         sys.exit("no server to benchmark")
-    if BASELINE not in [s.name for s in servers]:
+    names = [s.name for s in servers]
+    if any(not c.tls for c in cells) and any(not s.tls for s in servers) and BASELINE not in names:
         notes.append("no ratios: the C server (baseline) was not run")
+    if any(c.tls for c in cells) and any(s.tls for s in servers) and TLS_BASELINE not in names:
+        notes.append("no TLS ratios: the C TLS server (c-tls, the TLS baseline) was not run")
+    pairs = sum(1 for c in cells for s in servers if c.conns_for(s) is not None)
+    if pairs == 0:
+        sys.exit("nothing to run: TLS workloads run against TLS servers only (e.g. --servers tls), "
+                 "the others against plain servers only")
 
     results, failures, raw = {}, {}, []
     total = sum(1 for _ in range(args.reps) for c in cells for s in servers
