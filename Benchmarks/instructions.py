@@ -18,6 +18,7 @@ see the kernel), across all its threads. The dumps stay in --keep DIR for
 `callgrind_annotate`. Standard library only; every wait has a deadline.
 
   Benchmarks/instructions.py [--servers echo-server,c,nio,python] [--requests 10000]
+  Benchmarks/instructions.py --tls CERT KEY --servers echo-server-tls,c-tls
 """
 
 import argparse
@@ -25,6 +26,7 @@ import glob
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -59,6 +61,12 @@ def servers(args):
     for item in filter(None, os.environ.get("BENCH_EXTRA", "").split(",")):
         name, path = item.split("=", 1)
         table[name] = (name, [path, "--mode", "threading"], path)
+    if args.tls:
+        cert, key = args.tls
+        tls_c = str(HERE / ".build-c" / "tls_echo_server")
+        table["echo-server-tls"] = ("echo-server TLS", [echo, "--mode", "threading", "--tls-cert", cert,
+                                                        "--tls-key", key], echo)
+        table["c-tls"] = ("C threads + OpenSSL", [tls_c, "--cert", cert, "--key", key], tls_c)
     return table
 
 
@@ -115,6 +123,12 @@ def measure(name, argv, args, keep):
     try:
         port = read_listening(proc, time.monotonic() + args.start_timeout)
         sock = socket.create_connection((HOST, port), timeout=30)
+        if args.tls:
+            # The handshake and the session tickets happen during the warm-up.
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            sock = context.wrap_socket(sock)
         with sock:
             echo_lines(sock, None, args.warmup, args.size)
             before = set(glob.glob(os.path.join(keep, f"{name}.{proc.pid}*")))
@@ -150,6 +164,9 @@ def main():
     p.add_argument("--start-timeout", type=float, default=120)
     p.add_argument("--echo-server-bin", default=None)
     p.add_argument("--keep", default=None, help="folder for the callgrind dumps (default: a temporary one)")
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), default=None,
+                   help="offer the servers echo-server-tls and c-tls (TLS 1.3 on these files); the client"
+                        " speaks TLS to every server measured")
     args = p.parse_args()
     keep = args.keep or tempfile.mkdtemp(prefix="callgrind-")
     os.makedirs(keep, exist_ok=True)

@@ -136,14 +136,16 @@ private func pipeRead(_ bio: OpaquePointer?, _ buffer: UnsafeMutablePointer<CCha
 /// sends), end of file, bytes pending. Written bytes are never "pending"
 /// to OpenSSL: the pipe took them.
 private func pipeControl(_ bio: OpaquePointer?, _ command: Int32, _ number: Int, _ pointer: UnsafeMutableRawPointer?) -> Int {
-    guard let pipe = pipe(of: bio) else { return 0 }
+    // OpenSSL asks many times per record (flush, kTLS, pending...): answer
+    // what needs no pipe before looking it up, and look without a retain.
     switch command {
     case BIO_CTRL_FLUSH, BIO_CTRL_DUP:
         return 1
-    case BIO_CTRL_EOF:
-        return pipe.inputEOF && pipe.pendingInput == 0 ? 1 : 0
-    case BIO_CTRL_PENDING:
-        return pipe.pendingInput
+    case BIO_CTRL_EOF, BIO_CTRL_PENDING:
+        guard let bio, let data = BIO_get_data(bio) else { return 0 }
+        return Unmanaged<TLSPipe>.fromOpaque(data)._withUnsafeGuaranteedRef { pipe in
+            command == BIO_CTRL_PENDING ? pipe.pendingInput : (pipe.inputEOF && pipe.pendingInput == 0 ? 1 : 0)
+        }
     default:
         return 0
     }
