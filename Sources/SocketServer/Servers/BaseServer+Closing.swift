@@ -40,8 +40,12 @@ extension BaseServer {
             return
         }
         control.wakeup.signal()
-        releaseListener()
         let deadline = Sys.monotonicNanos() &+ nanos(fromSeconds: timeout)
+        // Let the loop leave its poll first (within the grace period): until
+        // it has, the kernel keeps the listening socket open, so a client
+        // could still connect after this returned, and be reset.
+        control.waitForLoopToEnd(until: deadline)
+        releaseListener()
         let done = dispatch.waitForWorkers(self, until: deadline, all: true)
         if !done { dispatch.cutWorkers() }
         control.apply(.workerDeadline(Sys.monotonicNanos() &+ (done ? 0 : 500_000_000)))

@@ -149,6 +149,14 @@ public final class ServerControl: Sendable {
     /// Where the server is in its life: starting, serving, draining or stopped.
     public var state: ServerState { lifecycle.withLock { $0.state } }
 
+    /// Waits until the serving loop has ended (or is this thread), at most
+    /// until `deadline`.
+    func waitForLoopToEnd(until deadline: UInt64) {
+        _ = lifecycle.wait(deadline: deadline) { s in
+            !s.serving || (s.servingThread.map { Sys.isCurrentThread($0) } ?? false)
+        }
+    }
+
     /// Stops ``BaseServer/serveForever(pollInterval:)`` and returns once it
     /// has stopped; see ``BaseServer/shutdown()``.
     public func shutdown() {
