@@ -136,8 +136,15 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
     public func receive(into buffer: UnsafeMutableRawBufferPointer, deadline: inout UInt64) throws -> Int {
         guard buffer.count > 0 else { return 0 }
         var receives = 0
+        // Nothing buffered anywhere (the common case between requests): an
+        // SSL_read now could only ask for input, so receive first.
+        var mustReceive = sslLock.withLock {
+            !state.finished && pipe.pendingInput == 0 && SSL_has_pending(ssl) == 0
+        }
         while true {
-            switch try readOnce(buffer) {
+            let outcome: ReadOutcome = mustReceive ? .needInput : try readOnce(buffer)
+            mustReceive = false
+            switch outcome {
             case .data(let n):
                 receivedCount.add(n, ordering: .relaxed)
                 return n
