@@ -134,18 +134,9 @@ open class DatagramRequestHandler: BaseRequestHandler {
         let reply = wfile.bytes
         guard !reply.isEmpty else { return }
         if clientAddress.family == .unix && (clientAddress.path ?? "").isEmpty {
-            do { _ = try socket.send(reply) } catch Errno.notConnected {} catch Errno(EDESTADDRREQ_VALUE) {}
+            do { _ = try socket.send(reply) } catch Errno.notConnected {} catch Errno.destinationAddressRequired {}
             return
         }
         try socket.sendTo(reply, clientAddress)
     }
 }
-
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Musl)
-@preconcurrency import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-let EDESTADDRREQ_VALUE: Int32 = EDESTADDRREQ

@@ -7,6 +7,11 @@
 @preconcurrency import Glibc
 #endif
 
+/// The C socket address, for signatures outside Platform.
+typealias SockAddr = sockaddr
+/// The C socket address length.
+typealias SockLen = socklen_t
+
 extension Sys {
     static let afInet = AF_INET
     static let afInet6 = AF_INET6

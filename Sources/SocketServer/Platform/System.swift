@@ -81,6 +81,7 @@ enum Sys {
     static let sockNonBlock = Int32(SOCK_NONBLOCK.rawValue)
     static let sockCloexec = Int32(SOCK_CLOEXEC.rawValue)
     static let noSignal = Int32(MSG_NOSIGNAL)
+    static let dontWait = Int32(MSG_DONTWAIT)
 
     /// The calling thread's `errno`.
     static var errno: Int32 { Glibc.errno }
@@ -145,6 +146,14 @@ enum Sys {
     static let pollIn = Int16(POLLIN)
     /// `POLLOUT`: writable.
     static let pollOut = Int16(POLLOUT)
+    /// `SOMAXCONN`: the largest listen backlog the kernel takes by default.
+    static let maxBacklog = Int(SOMAXCONN)
+
+    /// `memchr(3)`: the first `byte` in `count` bytes from `start`, or nil.
+    @inline(__always)
+    static func find(_ byte: UInt8, in start: UnsafeRawPointer, count: Int) -> UnsafeRawPointer? {
+        UnsafeRawPointer(memchr(start, Int32(byte), count))
+    }
 
     /// Waits until `first` or `second` is readable (or in error, or hung
     /// up) or the deadline passes: whether each is ready (both false at the

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#endif
 import Synchronization
 
 /// How to shut down part of a full-duplex connection (`shutdown(2)`).
@@ -281,7 +278,7 @@ public final class Socket: Sendable, CustomStringConvertible {
         let outcome: SysOutcome<Int>
         do {
             outcome = try Sys.io("recv", deadline: &unlimited) { _ in
-                Sys.recv(fd, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
+                Sys.recv(fd, buffer.baseAddress, buffer.count, Sys.dontWait)
             }
         } catch {
             throw SocketError(error, operation: "recv")
@@ -343,7 +340,7 @@ public final class Socket: Sendable, CustomStringConvertible {
             while offset < bytes.count {
                 if offset > 0 { startDeadline(&deadline) }  // a partial send: the rest shares one deadline
                 let rest = UnsafeRawBufferPointer(rebasing: bytes[offset...])
-                offset += try io("send", events: Int16(POLLOUT), deadline: &deadline) { fd in
+                offset += try io("send", events: Sys.pollOut, deadline: &deadline) { fd in
                     Sys.send(fd, rest.baseAddress, rest.count, flags)
                 }
             }
@@ -367,10 +364,13 @@ public final class Socket: Sendable, CustomStringConvertible {
         try bind(to: SocketAddress.resolve(host: address.host, port: address.port, family: family, type: type, passive: true))
     }
 
+    /// The backlog ``listen(backlog:)`` asks for by default: `SOMAXCONN`.
+    public static let defaultBacklog = Sys.maxBacklog
+
     /// Starts listening (`listen(2)`). The kernel caps `backlog` at
     /// `net.core.somaxconn`; a negative one is taken as 0 and one over
     /// `Int32.max` is refused (``SocketError/invalidArgument(_:)``), as in Python.
-    public func listen(backlog: Int = Int(SOMAXCONN)) throws {
+    public func listen(backlog: Int = Socket.defaultBacklog) throws {
         let fd = try fd("listen")
         guard backlog <= Int(Int32.max) else { throw SocketError.invalidArgument("backlog \(backlog) is over Int32.max") }
         do { try Sys.listen(fd, Int32(max(0, backlog))) } catch { throw SocketError(error, operation: "listen") }
@@ -383,7 +383,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     public func accept() throws -> (Socket, SocketAddress) {
         var deadline: UInt64 = 0
         let (fd, peer) = try SocketAddress.receiving { sa, len in
-            try io("accept", events: Int16(POLLIN), deadline: &deadline) { fd in
+            try io("accept", events: Sys.pollIn, deadline: &deadline) { fd in
                 len.pointee = SocketAddress.storageSize
                 return Sys.accept(fd, sa, len)
             }
@@ -404,7 +404,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     public func connect(to address: SocketAddress) throws {
         let code = try connectCode(address)
         if code != 0 {
-            if code == ETIMEDOUT && timeoutNanos.load(ordering: .relaxed) > 0 {
+            if code == Errno.timedOut.rawValue && timeoutNanos.load(ordering: .relaxed) > 0 {
                 throw SocketError(timeoutOf: "connect to", address: address)
             }
             throw SocketError(Errno(code), operation: "connect to", address: address)
@@ -420,7 +420,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// instead of throwing: 0 on success (Python's `connect_ex`). A time-out
     /// returns `ETIMEDOUT` (Python returns `EWOULDBLOCK`).
     public func connectEx(to address: SocketAddress) -> Int32 {
-        do { return try connectCode(address) } catch let e as SocketError { return e.errno?.rawValue ?? EINVAL } catch { return EINVAL }
+        do { return try connectCode(address) } catch let e as SocketError { return e.errno?.rawValue ?? Errno.invalidArgument.rawValue } catch { return Errno.invalidArgument.rawValue }
     }
 
     private func connectCode(_ address: SocketAddress) throws -> Int32 {
@@ -434,14 +434,14 @@ public final class Socket: Sendable, CustomStringConvertible {
         if e == 0 { return 0 }
         // EINTR: the connection goes on in the background; wait for it as
         // for EINPROGRESS (what CPython does too).
-        guard e == EINTR || (e == EINPROGRESS && t != 0) else { return e }
+        guard e == Errno.interrupted.rawValue || (e == Errno.inProgress.rawValue && t != 0) else { return e }
         let deadline = t > 0 ? Sys.monotonicNanos() &+ UInt64(t) : 0
         do {
-            try wait(fd, Int16(POLLOUT), until: deadline, operation: "connect to", address: address)
+            try wait(fd, Sys.pollOut, until: deadline, operation: "connect to", address: address)
         } catch SocketError.timeout {
-            return ETIMEDOUT
+            return Errno.timedOut.rawValue
         }
-        do { return try Sys.getsockopt(fd, SOL_SOCKET, SO_ERROR) } catch { return error.rawValue }
+        do { return try Sys.getsockopt(fd, Sys.solSocket, Sys.soError) } catch { return error.rawValue }
     }
 
     // MARK: - Data
@@ -462,7 +462,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     public func recv(into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0) throws -> Int {
         if buffer.isEmpty { _ = try fd("recv"); return 0 }
         var deadline: UInt64 = 0
-        return try io("recv", events: Int16(POLLIN), deadline: &deadline) { fd in
+        return try io("recv", events: Sys.pollIn, deadline: &deadline) { fd in
             Sys.recv(fd, buffer.baseAddress, buffer.count, flags)
         }
     }
@@ -485,7 +485,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     @inline(never)
     func recvRest(into buffer: UnsafeMutableRawBufferPointer, deadline: inout UInt64) throws -> Int {
         if buffer.isEmpty { _ = try fd("recv"); return 0 }
-        return try io("recv", events: Int16(POLLIN), deadline: &deadline) { fd in
+        return try io("recv", events: Sys.pollIn, deadline: &deadline) { fd in
             Sys.recv(fd, buffer.baseAddress, buffer.count, 0)
         }
     }
@@ -502,7 +502,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     /// bytes that was: possibly fewer than given.
     public func send(_ bytes: UnsafeRawBufferPointer, flags: Int32 = 0) throws -> Int {
         var deadline: UInt64 = 0
-        return try io("send", events: Int16(POLLOUT), deadline: &deadline) { fd in
+        return try io("send", events: Sys.pollOut, deadline: &deadline) { fd in
             Sys.send(fd, bytes.baseAddress, bytes.count, flags)
         }
     }
@@ -547,7 +547,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     public func recvFrom(into buffer: UnsafeMutableRawBufferPointer, flags: Int32 = 0) throws -> (Int, SocketAddress) {
         var deadline: UInt64 = 0
         let (n, sender) = try SocketAddress.receiving { sa, len in
-            try io("recvfrom", events: Int16(POLLIN), deadline: &deadline) { fd in
+            try io("recvfrom", events: Sys.pollIn, deadline: &deadline) { fd in
                 len.pointee = SocketAddress.storageSize
                 return Sys.recvfrom(fd, buffer.baseAddress, buffer.count, flags, sa, len)
             }
@@ -567,7 +567,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     public func sendTo(_ bytes: UnsafeRawBufferPointer, _ address: SocketAddress, flags: Int32 = 0) throws -> Int {
         var deadline: UInt64 = 0
         return try address.withSockAddr { sa, salen in
-            try io("sendto", events: Int16(POLLOUT), address: address, deadline: &deadline) { fd in
+            try io("sendto", events: Sys.pollOut, address: address, deadline: &deadline) { fd in
                 Sys.sendto(fd, bytes.baseAddress, bytes.count, flags, sa, salen)
             }
         }
@@ -592,7 +592,7 @@ public final class Socket: Sendable, CustomStringConvertible {
     }
 
     private func address(of operation: String,
-                         _ call: (Int32, UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) throws -> Void) throws -> SocketAddress {
+                         _ call: (Int32, UnsafeMutablePointer<SockAddr>, UnsafeMutablePointer<SockLen>) throws -> Void) throws -> SocketAddress {
         let fd = try fd(operation)
         let address: SocketAddress?
         do {
@@ -692,7 +692,7 @@ public final class Socket: Sendable, CustomStringConvertible {
 
     /// Whether this machine can make IPv6 sockets (Python's `socket.has_ipv6`).
     public static let hasIPv6: Bool = {
-        guard let fd = try? Sys.socket(AF_INET6, Sys.sockStream, 0) else { return false }
+        guard let fd = try? Sys.socket(Sys.afInet6, Sys.sockStream, 0) else { return false }
         Sys.close(fd)
         return true
     }()

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc  // memchr
-#endif
 
 /// Errors of the buffered streams (beyond the socket's own ``SocketError``).
 public enum StreamError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -232,8 +229,8 @@ public final class SocketReader {
             if closed { throw SocketError.closed(operation: "readline") }
             let scanEnd = start + min(end - start, limit)
             if scanned < scanEnd, let base = storage {
-                if let p = memchr(base + scanned, 0x0A, scanEnd - scanned) {
-                    let lineEnd = base.distance(to: UnsafeMutableRawPointer(p)) + 1
+                if let p = Sys.find(0x0A, in: base + scanned, count: scanEnd - scanned) {
+                    let lineEnd = UnsafeRawPointer(base).distance(to: p) + 1
                     let range = start..<lineEnd
                     start = lineEnd
                     scanned = lineEnd
