@@ -246,10 +246,7 @@ public final class Socket: Sendable, CustomStringConvertible {
         case .timedOut:
             throw SocketError(timeoutOf: "\(operation)", address: address)
         case .wouldBlock:
-            // A blocking socket says EAGAIN only when SO_RCVTIMEO or
-            // SO_SNDTIMEO (ours, or the caller's own) ran out.
-            if t != 0 { throw SocketError(timeoutOf: "\(operation)", address: address) }
-            throw SocketError(.wouldBlock, operation: "\(operation)", address: address)
+            throw wouldBlockError(operation, address: address)
         }
     }
 
@@ -287,6 +284,15 @@ public final class Socket: Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// What EAGAIN from a call of this socket means: a blocking socket says
+    /// it only when SO_RCVTIMEO or SO_SNDTIMEO (ours, or the caller's own)
+    /// ran out, so it is the time-out; a non-blocking one, `Errno.wouldBlock`.
+    @inline(never)
+    func wouldBlockError(_ operation: StaticString, address: SocketAddress?) -> SocketError {
+        if timeoutNanos.load(ordering: .relaxed) != 0 { return SocketError(timeoutOf: "\(operation)", address: address) }
+        return SocketError(.wouldBlock, operation: "\(operation)", address: address)
+    }
+
     /// The first try of a call made directly (the fast path of ``recv(into:deadline:)``
     /// and ``sendEvery(_:flags:deadline:)``) returned -1: throws what
     /// ``io(_:events:address:deadline:_:)`` would have thrown, or, after a
@@ -301,9 +307,7 @@ public final class Socket: Sendable, CustomStringConvertible {
             startDeadline(&deadline)
             return
         case .wouldBlock:
-            error = timeoutNanos.load(ordering: .relaxed) != 0
-                ? SocketError(timeoutOf: "\(operation)", address: nil)
-                : SocketError(.wouldBlock, operation: "\(operation)")
+            error = wouldBlockError(operation, address: nil)
         case .failed(let errno):
             error = SocketError(errno, operation: "\(operation)")
         }
