@@ -39,11 +39,11 @@ public enum StreamError: Error, Sendable, Equatable, CustomStringConvertible {
 /// Not for concurrent use from several threads.
 public final class SocketReader {
     /// The default refill size: one `recv` asks for up to this many bytes
-    /// (the buffer starts at 512 bytes and grows to it while the peer is ahead).
+    /// (the buffer starts at 256 bytes and grows to it while the peer is ahead).
     public static let defaultBufferSize = 64 * 1024
     /// The size of the first buffer; it doubles up to the refill size while
     /// receives fill it.
-    static let initialCapacity = 512
+    static let initialCapacity = 256
     /// The default maximum line length for ``readLine(maxLength:)``, not counting the LF.
     public static let defaultMaxLineLength = 65536
 
