@@ -163,6 +163,14 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
         }
     }
 
+    /// Whether received ciphertext (or decrypted plaintext) waits in the
+    /// session: the handler's `wfile` then holds a reply until the reader
+    /// has taken it, so replies to a burst of requests, or the echo of a bulk
+    /// transfer, go out in one send instead of one per record.
+    public var hasBufferedInput: Bool {
+        sslLock.withLock { !state.finished && (pipe.pendingInput > 0 || SSL_has_pending(ssl) != 0) }
+    }
+
     /// Receives what can be decrypted now without waiting: the count (0
     /// after `close_notify`), or nil when a whole record is not there yet.
     public func receiveNow(into buffer: UnsafeMutableRawBufferPointer) throws -> Int? {

@@ -271,6 +271,41 @@ struct TLSBehaviourTests {
         #expect(result.withLock { $0 } == "pong ping")
     }
 
+    @Test func repliesWaitWhileWholeRecordsAreStillBuffered() throws {
+        // Two requests in two records, both received at once: the reader
+        // takes one record at a time, so the writer must look beneath it
+        // (hasBufferedInput) to hold the first reply for the second.
+        let (clientSide, serverSide) = try SockKit.pair()
+        let clientContext = try certs.clientContext()
+        let sent = Locked<Bool>(false)
+        let replies = Locked<[String]>([])
+        let client = try TestThread {
+            do {
+                let c = try TLSStream.client(over: clientSide, context: clientContext, serverName: "localhost")
+                var deadline: UInt64 = 0
+                try SockKit.bytes("r1\n").withUnsafeBytes { try c.sendAll($0, deadline: &deadline) }
+                try SockKit.bytes("r2\n").withUnsafeBytes { try c.sendAll($0, deadline: &deadline) }
+                sent.withLock { $0 = true }
+                let r = SocketReader(stream: c)
+                for _ in 0..<2 { let line = try r.readTextLine() ?? "nil"; replies.withLock { $0.append(line) } }
+            } catch { replies.withLock { $0.append("\(error)") } }
+        }
+        let s = try TLSStream.server(over: serverSide, context: certs.serverContext())
+        // A socketpair's send lands in the peer's queue before it returns.
+        #expect(sent.wait(timeout: 20) { $0 })
+        let (r, w) = s.makeStreams()
+        #expect(try r.readTextLine() == "r1")
+        #expect(r.bufferedCount == 0 && s.hasBufferedInput)
+        try w.write("e1\n")
+        #expect(w.pendingCount == 3, "held: the second request is buffered in the session")
+        #expect(try r.readTextLine() == "r2")
+        #expect(!s.hasBufferedInput)
+        try w.write("e2\n")
+        #expect(w.pendingCount == 0, "sent: nothing more to read without waiting")
+        #expect(client.finished(within: 20))
+        #expect(replies.withLock { $0 } == ["e1", "e2"])
+    }
+
     @Test func unwrapGivesThePlainSocketBack() throws {
         // Python's server: one line over TLS, then unwrap, then plain text.
         let script = """

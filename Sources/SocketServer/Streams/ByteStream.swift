@@ -28,6 +28,13 @@ public protocol ByteStream: AnyObject, Sendable {
     /// Sends every byte, under one deadline for the whole call.
     func sendAll(_ bytes: UnsafeRawBufferPointer, deadline: inout UInt64) throws
 
+    /// Whether input the stream received is buffered in it, readable without
+    /// waiting for the peer (a TLS session's records not yet decrypted). A
+    /// writer paired with a reader holds its replies while the reader or
+    /// this has more input, so a burst of requests gets its replies in one
+    /// send. A plain socket: false (the default).
+    var hasBufferedInput: Bool { get }
+
     /// Ends the stream's own protocol politely, leaving the socket open: a
     /// TLS session sends its close_notify. The server calls it once the
     /// handler is done, before it shuts the connection down. A plain socket
@@ -38,6 +45,9 @@ public protocol ByteStream: AnyObject, Sendable {
 extension ByteStream {
     /// Nothing to end: the default.
     public func finishStream() {}
+
+    /// Nothing buffered beneath the reader: the default.
+    public var hasBufferedInput: Bool { false }
 }
 
 extension Socket: ByteStream {

@@ -12,8 +12,9 @@
 ///   buffered writer keeps the bytes not sent for the next flush.
 /// - Paired with a reader (``Socket/makeStreams(readBufferSize:writeBufferSize:)``,
 ///   the handlers' `rfile`/`wfile`): a write is sent at once unless more
-///   input is already buffered, and whatever is pending is sent before the
-///   reader would wait for the peer. A request/response exchange therefore
+///   input is already buffered (in the reader, or in the stream beneath it:
+///   ``ByteStream/hasBufferedInput``), and whatever is pending is sent
+///   before the reader would wait for the peer. A request/response exchange therefore
 ///   costs one `send` per reply, and pipelined requests get their replies
 ///   batched into one `send`.
 /// - Other errors are sticky: once a send failed, every later write and
@@ -108,8 +109,7 @@ public final class SocketWriter {
             try send(bytes)
             return
         }
-        if count == 0 && bytes.count < bufferSize,
-           let reader = readerRef, reader._withUnsafeGuaranteedRef({ $0.bufferedCount == 0 }) {
+        if count == 0 && bytes.count < bufferSize, let reader = readerRef, inputIsDrained(reader) {
             // Nothing pending and no more input waiting: this write would be
             // sent at once anyway; send it without copying it to the buffer.
             try send(bytes)
@@ -125,9 +125,19 @@ public final class SocketWriter {
         append(bytes)
         if count >= bufferSize {
             try flush()
-        } else if let reader = readerRef, reader._withUnsafeGuaranteedRef({ $0.bufferedCount == 0 }) {
+        } else if let reader = readerRef, inputIsDrained(reader) {
             try flush()
         }
+    }
+
+    /// Whether the paired reader has no more input without a receive: its
+    /// buffer is empty, and so is the stream beneath it (a TLS session can
+    /// hold whole records the reader has not asked for yet).
+    @inline(__always)
+    private func inputIsDrained(_ reader: Unmanaged<SocketReader>) -> Bool {
+        guard reader._withUnsafeGuaranteedRef({ $0.bufferedCount == 0 }) else { return false }
+        if direct != nil { return true }  // a plain socket buffers nothing of its own
+        return !(stream?.hasBufferedInput ?? false)
     }
 
     /// Writes an array of bytes.
