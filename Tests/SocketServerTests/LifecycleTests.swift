@@ -115,6 +115,10 @@ import TestSupport
         #expect(error?.errno == nil)
         do { try server.serveForever() } catch ServerError.alreadyServing {} catch { Issue.record("\(error)") }
         #expect(server.control.isServing)  // the running loop goes on
+        // In the background too: the second loop's error is the caller's.
+        let background = #expect(throws: ServerError.self) { try server.serveInBackground(pollInterval: 0.05) }
+        #expect(background?.kind == .alreadyServing)
+        #expect(server.control.isServing)
         let c = try client(server.serverAddress)
         #expect(try roundTrip(c, c.makeReader(), "still\n") == "still\n")
     }
@@ -129,6 +133,9 @@ import TestSupport
         // It carries EBADF, as the socket error it replaces did.
         do { try server.handleRequest() } catch Errno.badFileDescriptor {} catch { Issue.record("\(error)") }
         do { try server.serveForever() } catch ServerError.closed {} catch { Issue.record("\(error)") }
+        let background = #expect(throws: ServerError.self) { try server.serveInBackground(pollInterval: 0.05) }
+        #expect(background?.kind == .closed)
+        #expect(!server.control.isServing)
     }
 
     @Test func runningADroppedServerThrowsClosed() async throws {

@@ -219,6 +219,11 @@ open class BaseServer: ServerClosing {
     public func serveForever(pollInterval: Double? = 0.5) throws {
         try control.apply(.startServing(Sys.currentThread())) { _ in () }
         defer { control.apply(.stoppedServing) }
+        serveLoop(pollInterval: pollInterval)
+    }
+
+    /// The loop of ``serveForever(pollInterval:)``, once it has started.
+    private func serveLoop(pollInterval: Double?) {
         let millis: Int32 = pollInterval.map { Int32(clamping: Int64(($0 * 1000).rounded(.up))) } ?? -1
         let interval: UInt64? = millis < 0 ? nil : UInt64(millis) * 1_000_000  // negative: no limit, as poll(2) takes it
         while !control.stopFlag.load(ordering: .acquiring) {
@@ -237,20 +242,29 @@ open class BaseServer: ServerClosing {
     public func shutdown() { control.shutdown() }
 
     /// Runs ``serveForever(pollInterval:)`` on a new thread and returns once
-    /// it is serving. Stop it with `control.shutdown()` (or ``shutdown()``);
-    /// an error that ends the loop is reported on standard error. Throws
-    /// ``ServerError/Kind/threadStart`` when the thread cannot be started.
+    /// it is serving. Stop it with `control.shutdown()` (or ``shutdown()``).
+    /// Throws what `serveForever` would: ``ServerError/Kind/closed`` for a
+    /// closed server, ``ServerError/Kind/alreadyServing`` when its loop
+    /// already runs; and ``ServerError/Kind/threadStart`` when the thread
+    /// cannot be started.
     @discardableResult
     public func serveInBackground(pollInterval: Double? = 0.5) throws -> ServerControl {
         let hop = ThreadHop(self)
-        let control = self.control
+        let started = Locked<Result<Void, any Error>?>(nil)
         try Threads.spawn(stackSize: 1 << 20) {
-            do { try hop.value.serveForever(pollInterval: pollInterval) } catch {
-                writeStderr("error: serveForever: \(error)\n")
-                control.apply(.failed)
+            let server = hop.value
+            do {
+                try server.control.apply(.startServing(Sys.currentThread())) { _ in () }
+            } catch {
+                started.update { $0 = .failure(error) }
+                return
             }
+            defer { server.control.apply(.stoppedServing) }
+            started.update { $0 = .success(()) }
+            server.serveLoop(pollInterval: pollInterval)
         }
-        control.lifecycle.wait(deadline: nil) { $0.serving || $0.failed || $0.closed }
+        _ = started.wait(deadline: nil) { $0 != nil }
+        if case .failure(let error) = started.withLock({ $0 }) { throw error }
         return control
     }
 

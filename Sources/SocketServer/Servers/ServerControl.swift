@@ -35,8 +35,6 @@ struct Lifecycle: Sendable {
         case stoppedServing
         /// `shutdown()` was called.
         case shutdown
-        /// `serveInBackground`'s loop ended with an error.
-        case failed
         /// `serverClose()`.
         case close
         /// A drain began (``BaseServer/drain(delay:grace:)``): health checks see `.draining`.
@@ -55,7 +53,6 @@ struct Lifecycle: Sendable {
     /// returns at once (as Python's).
     var stopRequested = false
     var closed = false
-    var failed = false
     var hasServed = false
     var draining = false
     var graceful = Graceful.none
@@ -74,7 +71,7 @@ struct Lifecycle: Sendable {
         if closed { return .stopped }
         if draining || gracefulRunning { return .draining }
         if serving { return stopRequested ? .draining : .serving }
-        return hasServed || failed ? .stopped : .starting
+        return hasServed ? .stopped : .starting
     }
 
     /// The transition function. Throws ``ServerError`` for a misuse:
@@ -93,8 +90,6 @@ struct Lifecycle: Sendable {
             stopRequested = false
         case .shutdown:
             stopRequested = true
-        case .failed:
-            failed = true
         case .close:
             closed = true
         case .beginDrain:
