@@ -393,6 +393,9 @@ struct ErrorTypeTests {
         let a = ServerError.alreadyServing()
         #expect(a.kind == .alreadyServing && a.errno == nil)
         #expect(a.description == "serve forever: serveForever is already running")
+        let f = ServerError.processStart(.wouldBlock)
+        do { throw f } catch ServerError.processStart {} catch { Issue.record("\(error)") }
+        #expect(f.description == "fork: \(Errno.wouldBlock.message) (EAGAIN)")
     }
 }
 

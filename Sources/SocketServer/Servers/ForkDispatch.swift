@@ -8,7 +8,7 @@ final class ForkDispatch: RequestDispatch {
     func process(_ request: Request, record: ConnectionRecord, server: BaseServer) throws {
         collect(server, blocking: false)
         let pid: ProcessID
-        do { pid = try Sys.fork() } catch { throw SocketError(error, operation: "fork") }
+        do { pid = try Sys.fork() } catch { throw ServerError.processStart(error) }
         if pid == 0 {
             // The child: serve this one request, then _exit. It never returns
             // into the parent's loop, and runs no atexit handlers.

@@ -1,9 +1,10 @@
 /// An error of a server's lifecycle, not of its sockets: a server used
 /// the wrong way (``Kind/alreadyServing``: `serveForever` while it runs;
 /// ``Kind/closed``: `serveForever`, `handleRequest` or `control.run()` on a
-/// closed server), or a thread that could not be started
+/// closed server), or a thread or process that could not be started
 /// (``Kind/threadStart``, with the system's error number: a handler
-/// thread, `serveInBackground`, ``Threads/start(stackSize:_:)``).
+/// thread, `serveInBackground`, ``Threads/start(stackSize:_:)``;
+/// ``Kind/processStart``: a forking server's `fork`).
 ///
 /// ```swift
 /// do { try server.serveInBackground() }
@@ -24,6 +25,9 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible, 
         public static let closed = Kind(name: "closed")
         /// A thread could not be started (`pthread_create` failed).
         public static let threadStart = Kind(name: "threadStart")
+        /// A child process could not be started (`fork` failed: EAGAIN at
+        /// the process limit, ENOMEM).
+        public static let processStart = Kind(name: "processStart")
 
         /// The kind's name (`threadStart`).
         public var description: String { name }
@@ -31,7 +35,7 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible, 
 
     /// What went wrong.
     public let kind: Kind
-    /// The system's error number, where there is one (thread start).
+    /// The system's error number, where there is one (thread or process start).
     public let errno: Errno?
     /// What was being done, as a phrase: `"serve forever"`, `"start thread"`.
     public let operation: String
@@ -58,10 +62,17 @@ public struct ServerError: Error, Sendable, Equatable, CustomStringConvertible, 
         ServerError(kind: .threadStart, errno: errno, operation: operation)
     }
 
+    /// A child process could not be forked.
+    public static func processStart(_ errno: Errno, operation: String = "fork") -> ServerError {
+        ServerError(kind: .processStart, errno: errno, operation: operation)
+    }
+
     /// For `catch ServerError.alreadyServing`.
     public static var alreadyServing: Kind { .alreadyServing }
     /// For `catch ServerError.threadStart`.
     public static var threadStart: Kind { .threadStart }
+    /// For `catch ServerError.processStart`.
+    public static var processStart: Kind { .processStart }
     /// For `catch ServerError.closed`.
     public static var closed: Kind { .closed }
 
