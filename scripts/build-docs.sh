@@ -132,6 +132,25 @@ if [ ${#modules[@]} -gt 1 ] && [ $status -eq 0 ]; then
         || { cat "$work/merge.log" >&2; echo "error: docc merge failed" >&2; status=1; }
 fi
 
+# The site's root is docc's app shell, which has no page for "/" and
+# shows "not found" there: make it send the reader to the landing page.
+if [ $status -eq 0 ]; then
+    landing=${base:+/$base}/documentation/
+    [ ${#modules[@]} -gt 1 ] || landing=${base:+/$base}/documentation/$(tr '[:upper:]' '[:lower:]' <<<"${modules[0]}")/
+    cat >"$output/index.html" <<HTML
+<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>SocketServer documentation</title>
+<meta http-equiv="refresh" content="0; url=$landing">
+<link rel="canonical" href="$landing">
+</head>
+<body><p><a href="$landing">SocketServer documentation</a></p></body>
+</html>
+HTML
+fi
+
 # 4. Every page a page of the site links to is in the site. docc checked
 #    the links it was given, but not what it adds itself or what merging
 #    changes: a breadcrumb to an extended-module page that docc left out

@@ -93,6 +93,7 @@ PY
 # The site is both modules merged (scripts/build-docs.sh's default).
 pages=0
 page() { pages=$((pages + 1)); check "$@"; }
+page ../ SocketServer site-root  # the site's root leads to the landing page
 page socketserver/ SocketServer landing
 page socketserver/baseserver BaseServer baseserver
 page socketserver/gettingstarted "Getting started" gettingstarted

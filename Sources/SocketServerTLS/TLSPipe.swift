@@ -111,7 +111,12 @@ private func pipe(of bio: OpaquePointer?) -> TLSPipe? {
 private func pipeWrite(_ bio: OpaquePointer?, _ bytes: UnsafePointer<CChar>?, _ count: Int32) -> Int32 {
     guard let pipe = pipe(of: bio), let bytes, count > 0 else { return 0 }
     cssl_bio_clear_retry_flags(bio)
-    pipe.output.append(contentsOf: UnsafeRawBufferPointer(start: bytes, count: Int(count)))
+    // Appended out of the property: an append may call into the allocator,
+    // and one access spanning a call makes all of `output`'s checked at run time.
+    var output: [UInt8] = []
+    swap(&output, &pipe.output)
+    output.append(contentsOf: UnsafeRawBufferPointer(start: bytes, count: Int(count)))
+    swap(&output, &pipe.output)
     return count
 }
 

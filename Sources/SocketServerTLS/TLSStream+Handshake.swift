@@ -98,17 +98,18 @@ extension TLSStream {
     public func shutdown() throws {
         let deadline = Socket.monotonicNanos() &+ nanos(context.handshakeTimeout)
         try sendLock.withLock {
+            // Into a local, not `outgoing`: no access to a property spans the send.
+            var bytes: [UInt8] = []
             let wrote = sslLock.withLock { () -> Bool in
                 guard state.established, !state.failed, !state.closeSent, !state.finished else { return false }
                 OpenSSLErrors.clear()
                 _ = SSL_shutdown(ssl)
                 state.closeSent = true
-                swap(&pipe.output, &outgoing)
+                swap(&bytes, &pipe.output)
                 return true
             }
             guard wrote else { return }
-            defer { outgoing.removeAll(keepingCapacity: true) }
-            try outgoing.withUnsafeBytes { try send($0, before: deadline, operation: "TLS shutdown") }
+            try bytes.withUnsafeBytes { try send($0, before: deadline, operation: "TLS shutdown") }
         }
     }
 
@@ -171,10 +172,8 @@ extension TLSStream {
                 return (r, SSL_get_error(ssl, r), OpenSSLErrors.take())
             }
             // What OpenSSL wrote (our flight, or the alert of a failure).
-            let output: [UInt8] = sslLock.withLock {
-                defer { pipe.output.removeAll(keepingCapacity: true) }
-                return pipe.output
-            }
+            var output: [UInt8] = []
+            sslLock.withLock { swap(&output, &pipe.output) }
             if r != 1 && code != SSL_ERROR_WANT_READ {
                 try? output.withUnsafeBytes { try send($0, before: deadline, operation: operation) }
                 sslLock.withLock { state.failed = true }
@@ -234,7 +233,10 @@ extension TLSStream {
     /// SNI (under `sslLock`, from OpenSSL's callback): switches the session
     /// to the context for `name`, if one is configured.
     func chooseContext(for name: String) {
-        guard let chosen = TLSStage.match(name, in: state.serverNames) else { return }
+        // Read into a local first: an access to `state` spanning the call
+        // would make every access to it checked at run time.
+        let names = state.serverNames
+        guard let chosen = TLSStage.match(name, in: names) else { return }
         state.chosen = chosen  // retained: the SSL now uses its SSL_CTX
         _ = SSL_set_SSL_CTX(ssl, chosen.ctx)
     }

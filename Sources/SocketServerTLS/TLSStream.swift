@@ -111,8 +111,9 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
             state.closeSent = true
             return true
         }
-        if closing, !pipe.output.isEmpty {
-            _ = try? pipe.output.withUnsafeBytes { try socket.send($0, flags: Int32(MSG_DONTWAIT)) }
+        let output = closing ? pipe.output : []
+        if !output.isEmpty {
+            _ = try? output.withUnsafeBytes { try socket.send($0, flags: Int32(MSG_DONTWAIT)) }
         }
         OpenSSLErrors.clear()
         SSL_free(ssl)
@@ -259,14 +260,22 @@ public final class TLSStream: ByteStream, @unchecked Sendable {
     /// Sends `outgoing` (under `sendLock`) with the socket's time-out;
     /// a failure sticks.
     func sendOutgoing(deadline: inout UInt64) throws {
+        // Taken out of the property for the send: no access to it spans a
+        // call, so the optimizer can drop the run-time exclusivity checks
+        // of its every access (one long access anywhere keeps them all).
+        var bytes: [UInt8] = []
+        swap(&bytes, &outgoing)
         defer {
             // Keep room for a record or two; give back what a bulk write grew.
-            if outgoing.capacity > TLSStream.keptOutputCapacity { outgoing = [] } else { outgoing.removeAll(keepingCapacity: true) }
+            if bytes.capacity <= TLSStream.keptOutputCapacity {
+                bytes.removeAll(keepingCapacity: true)
+                swap(&bytes, &outgoing)
+            }
         }
-        guard !outgoing.isEmpty else { return }
+        guard !bytes.isEmpty else { return }
         if let writeError { throw writeError }
         do {
-            try outgoing.withUnsafeBytes { try socket.sendAll($0, deadline: &deadline) }
+            try bytes.withUnsafeBytes { try socket.sendAll($0, deadline: &deadline) }
         } catch {
             writeError = error
             throw error
