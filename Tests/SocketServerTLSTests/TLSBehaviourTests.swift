@@ -285,7 +285,7 @@ struct TLSBehaviourTests {
                 var deadline: UInt64 = 0
                 try SockKit.bytes("r1\n").withUnsafeBytes { try c.sendAll($0, deadline: &deadline) }
                 try SockKit.bytes("r2\n").withUnsafeBytes { try c.sendAll($0, deadline: &deadline) }
-                sent.withLock { $0 = true }
+                sent.update { $0 = true }  // update, not withLock: it wakes the waiter
                 let r = SocketReader(stream: c)
                 for _ in 0..<2 { let line = try r.readTextLine() ?? "nil"; replies.withLock { $0.append(line) } }
             } catch { replies.withLock { $0.append("\(error)") } }
