@@ -291,12 +291,7 @@ static void *rr_epoll(void *arg) {
 }
 
 static int cmd_rr(void) {
-    if (opt.conns < 1)
-        opt.conns = 1;
-    if (opt.threads < 1)
-        opt.threads = 1;
-    if (opt.threads > opt.conns)
-        opt.threads = opt.conns;
+    fit_workers(&opt.conns, &opt.threads, 1);
     rr_conn *conns = calloc((size_t)opt.conns, sizeof *conns);
     rr_worker *workers = calloc((size_t)opt.threads, sizeof *workers);
     if (!conns || !workers) {
@@ -314,7 +309,7 @@ static int cmd_rr(void) {
     t_measure = t_begin + (int64_t)(opt.warmup * NS);
     t_end = t_measure + (int64_t)(opt.duration * NS);
     for (int i = 0, first = 0; i < opt.threads; i++) {
-        int share = opt.conns / opt.threads + (i < opt.conns % opt.threads);
+        int share = share_of(i, opt.conns, opt.threads);
         workers[i].conns = conns + first;
         workers[i].n = share;
         first += share;
@@ -499,12 +494,7 @@ static void *churn_run(void *arg) {
 }
 
 static int cmd_churn(void) {
-    if (opt.conns < 1)
-        opt.conns = 16;
-    if (opt.threads < 1)
-        opt.threads = 1;
-    if (opt.threads > opt.conns)
-        opt.threads = opt.conns;
+    fit_workers(&opt.conns, &opt.threads, 16);
     if (opt.size > 64)
         opt.size = 64;
     line_conn *conns = calloc((size_t)opt.conns, sizeof *conns);
@@ -517,7 +507,7 @@ static int cmd_churn(void) {
     t_measure = t_begin + (int64_t)(opt.warmup * NS);
     t_end = t_measure + (int64_t)(opt.duration * NS);
     for (int i = 0, first = 0; i < opt.threads; i++) {
-        int share = opt.conns / opt.threads + (i < opt.conns % opt.threads);
+        int share = share_of(i, opt.conns, opt.threads);
         workers[i].conns = conns + first;
         workers[i].n = share;
         first += share;

@@ -86,6 +86,24 @@ static void make_line(char *buf, int size, int conn, uint64_t seq) {
     buf[size - 1] = '\n';
 }
 
+/* Connections and the threads that drive them: at least one of each
+ * (`default_conns` when none was asked for), never more threads than
+ * connections. */
+static void fit_workers(int *conns, int *threads, int default_conns) {
+    if (*conns < 1)
+        *conns = default_conns;
+    if (*threads < 1)
+        *threads = 1;
+    if (*threads > *conns)
+        *threads = *conns;
+}
+
+/* How many of `total` connections thread `i` of `threads` drives: an even
+ * split, the first `total % threads` threads taking one more. */
+static int share_of(int i, int total, int threads) {
+    return total / threads + (i < total % threads);
+}
+
 /* ----------------------------------------------------- latency histogram */
 
 /* Log-linear histogram of nanosecond values: exact below 128, then 64

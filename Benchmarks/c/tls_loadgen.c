@@ -412,12 +412,7 @@ static void *rr_epoll(void *arg) {
 }
 
 static int cmd_rr(void) {
-    if (opt.conns < 1)
-        opt.conns = 1;
-    if (opt.threads < 1)
-        opt.threads = 1;
-    if (opt.threads > opt.conns)
-        opt.threads = opt.conns;
+    fit_workers(&opt.conns, &opt.threads, 1);
     rr_conn *conns = calloc((size_t)opt.conns, sizeof *conns);
     rr_worker *workers = calloc((size_t)opt.threads, sizeof *workers);
     if (!conns || !workers) {
@@ -436,7 +431,7 @@ static int cmd_rr(void) {
     int blocking = opt.threads == opt.conns;
     start_clock();
     for (int i = 0, first = 0; i < opt.threads; i++) {
-        int share = opt.conns / opt.threads + (i < opt.conns % opt.threads);
+        int share = share_of(i, opt.conns, opt.threads);
         workers[i].conns = conns + first;
         workers[i].n = share;
         first += share;
@@ -849,12 +844,7 @@ static void *hs_run(void *arg) {
 }
 
 static int cmd_handshake(void) {
-    if (opt.conns < 1)
-        opt.conns = 16;
-    if (opt.threads < 1)
-        opt.threads = 1;
-    if (opt.threads > opt.conns)
-        opt.threads = opt.conns;
+    fit_workers(&opt.conns, &opt.threads, 16);
     if (opt.size > 64)
         opt.size = 64;
     hs_conn *conns = calloc((size_t)opt.conns, sizeof *conns);
@@ -865,7 +855,7 @@ static int cmd_handshake(void) {
     }
     start_clock();
     for (int i = 0, first = 0; i < opt.threads; i++) {
-        int share = opt.conns / opt.threads + (i < opt.conns % opt.threads);
+        int share = share_of(i, opt.conns, opt.threads);
         workers[i].conns = conns + first;
         workers[i].n = share;
         first += share;

@@ -49,14 +49,6 @@ long csocketserver_send(int fd, const void *buf, unsigned long len, int flags) {
 #endif
 }
 
-int csocketserver_direct_io(void) {
-#ifdef CSOCKETSERVER_LIBC_IO
-    return 0;
-#else
-    return 1;
-#endif
-}
-
 int csocketserver_pipe2(int fds[2], int flags) {
     return pipe2(fds, flags);
 }

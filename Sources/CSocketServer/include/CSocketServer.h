@@ -18,8 +18,6 @@ int csocketserver_pipe2(int fds[2], int flags);
 /// shims.c): -1 and errno on failure, as the libc calls.
 long csocketserver_recv(int fd, void *buf, unsigned long len, int flags);
 long csocketserver_send(int fd, const void *buf, unsigned long len, int flags);
-/// 1 when recv/send go straight to the kernel, 0 when through libc.
-int csocketserver_direct_io(void);
 /// sendfile(2): out_fd, in_fd, offset in/out, count.
 long csocketserver_sendfile(int out_fd, int in_fd, long long *offset, unsigned long count);
 #endif

@@ -217,13 +217,15 @@ open class BaseServer: ServerClosing {
     /// when the loop already runs (on any thread), ``ServerError/Kind/closed``
     /// once the server is closed.
     public func serveForever(pollInterval: Double? = 0.5) throws {
-        try control.apply(.startServing(Sys.currentThread())) { _ in () }
-        defer { control.apply(.stoppedServing) }
-        serveLoop(pollInterval: pollInterval)
+        try serve(pollInterval: pollInterval, whenStarted: {})
     }
 
-    /// The loop of ``serveForever(pollInterval:)``, once it has started.
-    private func serveLoop(pollInterval: Double?) {
+    /// ``serveForever(pollInterval:)``, calling `whenStarted` once the loop
+    /// is running; throws only if it cannot start (closed, already serving).
+    private func serve(pollInterval: Double?, whenStarted: () -> Void) throws {
+        try control.apply(.startServing(Sys.currentThread())) { _ in () }
+        defer { control.apply(.stoppedServing) }
+        whenStarted()
         let millis: Int32 = pollInterval.map { Int32(clamping: Int64(($0 * 1000).rounded(.up))) } ?? -1
         let interval: UInt64? = millis < 0 ? nil : UInt64(millis) * 1_000_000  // negative: no limit, as poll(2) takes it
         while !control.stopFlag.load(ordering: .acquiring) {
@@ -252,16 +254,11 @@ open class BaseServer: ServerClosing {
         let hop = ThreadHop(self)
         let started = Locked<Result<Void, any Error>?>(nil)
         try Threads.spawn(stackSize: 1 << 20) {
-            let server = hop.value
             do {
-                try server.control.apply(.startServing(Sys.currentThread())) { _ in () }
+                try hop.value.serve(pollInterval: pollInterval, whenStarted: { started.update { $0 = .success(()) } })
             } catch {
                 started.update { $0 = .failure(error) }
-                return
             }
-            defer { server.control.apply(.stoppedServing) }
-            started.update { $0 = .success(()) }
-            server.serveLoop(pollInterval: pollInterval)
         }
         _ = started.wait(deadline: nil) { $0 != nil }
         if case .failure(let error) = started.withLock({ $0 }) { throw error }
