@@ -183,4 +183,39 @@ func reset(_ s: Socket) throws {
         #expect(server.closed.wait(timeout: 10) { $0.count == 1 })
         #expect(server.closed.withLock { $0[0].bytesIn == 4 && $0[0].bytesOut == 4 })
     }
+
+    /// Echoes, and says first whether anything ran before it (its context).
+    final class ContextReportingHandler: StreamRequestHandler {
+        override func handle() throws {
+            try wfile.write(Array((context == nil ? "none \(context?.id ?? 0)\n" : "context \(context!.id)\n").utf8))
+            while let line = try rfile.readLine() { try wfile.write(line) }
+        }
+    }
+
+    /// A stage that only marks the connection.
+    struct MarkStage: ConnectionStage {
+        func prepare(_ connection: ConnectionContext, server: BaseServer) throws {
+            connection.logFields.append(LogField("marked", "yes"))
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func aContextIsMadeOnlyWhenStagesRunAndTheCountsAreKeptEitherWay(withStage: Bool) throws {
+        let server = try RecordingServer(("127.0.0.1", 0), ContextReportingHandler.self)
+        server.logSink = TextLogSink(minimumLevel: .error)
+        if withStage { server.connectionStages = [MarkStage()] }
+        try server.serveInBackground(pollInterval: 0.05)
+        defer { server.shutdown(); server.serverClose() }
+        let c = try client(server.serverAddress)
+        let reader = c.makeReader()
+        let first = String(decoding: try reader.readLine() ?? [], as: UTF8.self)
+        #expect(try roundTrip(c, reader, "eleven byte\n") == "eleven byte\n")
+        c.close()
+        #expect(eventually { server.closed.withLock { $0.count } == 1 })
+        let summary = try #require(server.closed.withLock { $0.first })
+        #expect(first == (withStage ? "context \(summary.id)\n" : "none 0\n"))
+        #expect(summary.bytesIn == 12)
+        #expect(summary.bytesOut == UInt64(first.utf8.count) + 12)
+        #expect(summary.fields.contains { $0.key == "marked" } == withStage)
+    }
 }

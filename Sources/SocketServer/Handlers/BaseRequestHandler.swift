@@ -42,13 +42,9 @@ open class BaseRequestHandler {
         otherSent &+= UInt64(sent)
     }
 
-    /// Stores what the handler received and sent in `context` (for the
-    /// server's stats and its `connection.closed` event). A subclass adds
-    /// what its streams counted.
-    func recordTraffic(into context: ConnectionContext) {
-        context.bytesIn = otherReceived
-        context.bytesOut = otherSent
-    }
+    /// What the handler received and sent (for the server's stats and its
+    /// `connection.closed` event). A subclass adds what its streams counted.
+    var traffic: (received: UInt64, sent: UInt64) { (otherReceived, otherSent) }
 
     /// Called before ``handle()``. Base: nothing.
     open func setup() throws {}

@@ -72,10 +72,9 @@ open class StreamRequestHandler: BaseRequestHandler {
         return made
     }
 
-    override func recordTraffic(into context: ConnectionContext) {
-        super.recordTraffic(into: context)
-        context.bytesIn &+= reader?.receivedCount ?? 0
-        context.bytesOut &+= writer?.sentCount ?? 0
+    override var traffic: (received: UInt64, sent: UInt64) {
+        let other = super.traffic
+        return (other.received &+ (reader?.receivedCount ?? 0), other.sent &+ (writer?.sentCount ?? 0))
     }
 
     /// Applies ``timeout`` and ``disableNagleAlgorithm`` to the connection.
@@ -120,10 +119,9 @@ open class DatagramRequestHandler: BaseRequestHandler {
     /// Collects the reply.
     public let wfile = SocketWriter()
 
-    override func recordTraffic(into context: ConnectionContext) {
-        super.recordTraffic(into: context)
-        context.bytesIn &+= UInt64(packet.count)
-        context.bytesOut &+= UInt64(wfile.heldCount)
+    override var traffic: (received: UInt64, sent: UInt64) {
+        let other = super.traffic
+        return (other.received &+ UInt64(packet.count), other.sent &+ UInt64(wfile.heldCount))
     }
 
     /// Sends the reply in ``wfile`` to the client as one datagram. For a

@@ -50,14 +50,14 @@ extension BaseServer {
                 try processRequest(request, clientAddress: client)
             } else {
                 shutdownRequest(request)
-                endRequest(record, outcome: .refused(.verifyRequest), context: nil)
+                endRequest(record, outcome: .refused(.verifyRequest))
             }
         } catch {
             // It never started (a thread or child could not be made).
             admitted = nil
             handleError(error, request: request, clientAddress: client)
             shutdownRequest(request)
-            endRequest(record, outcome: ConnectionOutcome(error), context: nil)
+            endRequest(record, outcome: ConnectionOutcome(error))
         }
     }
 
@@ -65,7 +65,7 @@ extension BaseServer {
     private func refuse(_ request: Request, _ record: ConnectionRecord, reason: RejectReason) {
         logRefusal(record.clientAddress, reason: reason, id: record.id)
         rejectRequest(request, clientAddress: record.clientAddress, reason: reason)
-        finishEvents(record, outcome: .refused(reason), context: nil)
+        finishEvents(record, outcome: .refused(reason))
     }
 
     /// `refused HOST:PORT` (address filter) or `refused HOST:PORT: REASON`.
@@ -118,25 +118,25 @@ extension BaseServer {
     /// whether it completed without an error.
     @discardableResult
     func runRequest(_ request: Request, record: ConnectionRecord) -> Bool {
-        let context = ConnectionContext(socket: request.socket, peerAddress: record.clientAddress)
-        context.id = record.id
+        var slot = ConnectionSlot(id: record.id)
         var outcome = ConnectionOutcome.completed
         do {
-            try CurrentConnection.with(context) {
+            try CurrentConnection.with(&slot) {
                 try finishRequest(request, clientAddress: record.clientAddress)
             }
         } catch {
             outcome = ConnectionOutcome(error)
+            let client = slot.context?.clientAddress ?? record.clientAddress
             if let refusal = error as? Refusal {
-                logRefusal(context.clientAddress, reason: refusal.reason, id: record.id)
-            } else if !(context.isHealthCheck && outcome.isQuiet) {
+                logRefusal(client, reason: refusal.reason, id: record.id)
+            } else if !((slot.context?.isHealthCheck ?? false) && outcome.isQuiet) {
                 // A health check that closes right after its header is not news.
-                handleError(error, request: request, clientAddress: context.clientAddress)
+                handleError(error, request: request, clientAddress: client)
             }
         }
-        if context.stream !== context.socket { context.stream.finishStream() }
+        if let context = slot.context, context.stream !== context.socket { context.stream.finishStream() }
         shutdownRequest(request)
-        endRequest(record, outcome: outcome, context: context)
+        endRequest(record, outcome: outcome, slot: slot)
         if case .completed = outcome { return true }
         return false
     }
@@ -147,9 +147,10 @@ extension BaseServer {
     }
 
     /// Ends an admitted request: its counters, its slot back, its event.
-    func endRequest(_ record: ConnectionRecord, outcome: ConnectionOutcome, context: ConnectionContext?) {
+    func endRequest(_ record: ConnectionRecord, outcome: ConnectionOutcome, slot: ConnectionSlot? = nil) {
         if isChild { return }  // the parent ends it when it reaps the child
-        let summary = self.summary(record, outcome: outcome, context: context)
+        let summary = self.summary(record, outcome: outcome, slot: slot)
+        let context = slot?.context
         counters.closed(summary)
         let wake = admission.withLock { a -> Bool in
             if let proxied = context?.clientKey { a.releasePerClient(proxied) }
@@ -160,18 +161,19 @@ extension BaseServer {
     }
 
     /// Ends a request that never held a slot (refused).
-    private func finishEvents(_ record: ConnectionRecord, outcome: ConnectionOutcome, context: ConnectionContext?) {
+    private func finishEvents(_ record: ConnectionRecord, outcome: ConnectionOutcome) {
         guard !isChild else { return }
-        let summary = self.summary(record, outcome: outcome, context: context)
+        let summary = self.summary(record, outcome: outcome, slot: nil)
         counters.closed(summary)
         connectionClosed(summary)
     }
 
-    private func summary(_ record: ConnectionRecord, outcome: ConnectionOutcome, context: ConnectionContext?) -> ConnectionSummary {
-        ConnectionSummary(
+    private func summary(_ record: ConnectionRecord, outcome: ConnectionOutcome, slot: ConnectionSlot?) -> ConnectionSummary {
+        let context = slot?.context
+        return ConnectionSummary(
             id: record.id, clientAddress: context?.clientAddress ?? record.clientAddress,
             proxyAddress: context?.proxyAddress, duration: Double(Sys.monotonicNanos() &- record.acceptedAt) / 1e9,
-            bytesIn: context?.bytesIn ?? 0, bytesOut: context?.bytesOut ?? 0, outcome: outcome,
+            bytesIn: slot?.bytesIn ?? 0, bytesOut: slot?.bytesOut ?? 0, outcome: outcome,
             isHealthCheck: context?.isHealthCheck ?? false, fields: context?.logFields ?? [])
     }
 

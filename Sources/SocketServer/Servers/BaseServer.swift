@@ -334,22 +334,37 @@ open class BaseServer: ServerClosing {
     /// proxy's health check that closes before or right after its header
     /// is not an error (nothing reaches ``handleError(_:request:clientAddress:)``).
     open func finishRequest(_ request: Request, clientAddress: SocketAddress) throws {
-        let context = CurrentConnection.context ?? ConnectionContext(socket: request.socket, peerAddress: clientAddress)
+        let slot = CurrentConnection.slot
+        var context: ConnectionContext?
         if case .stream = request {
-            if let proxy = proxyProtocol, proxy.trusts(context.peerAddress) {
-                do {
-                    try ProxyProtocolStage(proxy).prepare(context, server: self)
-                } catch let error as ProxyProtocolError where error.isHealthCheck {
-                    context.isHealthCheck = true
-                    return
+            let proxy = proxyProtocol.flatMap { $0.trusts(clientAddress) ? $0 : nil }
+            let stages = connectionStages
+            if proxy != nil || !stages.isEmpty {
+                let made = ConnectionContext(socket: request.socket, peerAddress: clientAddress)
+                made.id = slot?.pointee.id ?? 0
+                slot?.pointee.context = made
+                context = made
+                if let proxy {
+                    do {
+                        try ProxyProtocolStage(proxy).prepare(made, server: self)
+                    } catch let error as ProxyProtocolError where error.isHealthCheck {
+                        made.isHealthCheck = true
+                        return
+                    }
+                    if !made.isHealthCheck { try admitProxied(made) }
                 }
-                if !context.isHealthCheck { try admitProxied(context) }
+                for stage in stages { try stage.prepare(made, server: self) }
             }
-            for stage in connectionStages { try stage.prepare(context, server: self) }
         }
-        let handler = handlerType.init(request: request, clientAddress: context.clientAddress, server: self)
+        let handler = handlerType.init(request: request, clientAddress: context?.clientAddress ?? clientAddress, server: self)
         handler.context = context
-        defer { handler.recordTraffic(into: context) }
+        defer {
+            if let slot {
+                let traffic = handler.traffic
+                slot.pointee.bytesIn = traffic.received
+                slot.pointee.bytesOut = traffic.sent
+            }
+        }
         try handler.run()
     }
 

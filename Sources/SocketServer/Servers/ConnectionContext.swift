@@ -33,9 +33,6 @@ public final class ConnectionContext {
     /// Facts a stage adds to the connection's `connection.closed` log
     /// record (`tls=TLSv1.3`).
     public var logFields: [LogField] = []
-    /// Bytes the handler received and sent (set when it ends).
-    var bytesIn: UInt64 = 0
-    var bytesOut: UInt64 = 0
     /// The per-client slot the connection holds (changed when a PROXY
     /// header names the client).
     var clientKey: ClientKey?
@@ -86,22 +83,38 @@ public protocol ConnectionStage: Sendable {
     func prepare(_ connection: ConnectionContext, server: BaseServer) throws
 }
 
-/// The context of the request the calling thread is serving: set by the
-/// server around ``BaseServer/finishRequest(_:clientAddress:)``, so that the
-/// Python-shaped hook needs no extra parameter.
+/// What the server keeps of the request the calling thread is serving, on
+/// that thread's stack for the request's length: the context, if stages
+/// made one, and what the handler counted. Set by the server around
+/// ``BaseServer/finishRequest(_:clientAddress:)``, so that the
+/// Python-shaped hook needs no extra parameter, and so that a connection
+/// with no stages costs no context object.
+struct ConnectionSlot {
+    /// The connection's id in the server's events.
+    let id: UInt64
+    /// The context the stages ran over; nil when there were none.
+    var context: ConnectionContext?
+    /// Bytes the handler received and sent (set when it ends).
+    var bytesIn: UInt64 = 0
+    var bytesOut: UInt64 = 0
+
+    init(id: UInt64) { self.id = id }
+}
+
 enum CurrentConnection {
     private static let current = ThreadSpecific()
 
-    static var context: ConnectionContext? {
-        guard let p = current.value else { return nil }
-        return Unmanaged<ConnectionContext>.fromOpaque(p).takeUnretainedValue()
+    /// The calling thread's slot; nil outside ``with(_:_:)``.
+    static var slot: UnsafeMutablePointer<ConnectionSlot>? {
+        current.value?.assumingMemoryBound(to: ConnectionSlot.self)
     }
 
-    /// Runs `body` with `context` as the thread's current one; `context`
-    /// is kept alive by the caller for the call.
-    static func with<R>(_ context: ConnectionContext, _ body: () throws -> R) rethrows -> R {
-        current.set(Unmanaged.passUnretained(context).toOpaque())
-        defer { current.set(nil) }
-        return try body()
+    /// Runs `body` with `slot` as the thread's current one.
+    static func with<R>(_ slot: inout ConnectionSlot, _ body: () throws -> R) rethrows -> R {
+        try withUnsafeMutablePointer(to: &slot) { pointer in
+            current.set(UnsafeMutableRawPointer(pointer))
+            defer { current.set(nil) }
+            return try body()
+        }
     }
 }

@@ -15,7 +15,7 @@ struct ConnectionRecord: Sendable {
 /// hooks; a dispatch keeps its workers.
 protocol RequestDispatch: AnyObject, Sendable {
     /// Serves `request` or hands it to a worker (Python's `process_request`).
-    /// The request ends with ``BaseServer/endRequest(_:outcome:context:)``
+    /// The request ends with ``BaseServer/endRequest(_:outcome:slot:)``
     /// once served; a throw means it never started (the caller ends it).
     func process(_ request: Request, record: ConnectionRecord, server: BaseServer) throws
     /// Once per loop turn (and on ``BaseServer/handleTimeout()``).

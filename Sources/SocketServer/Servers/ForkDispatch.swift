@@ -52,7 +52,7 @@ final class ForkDispatch: RequestDispatch {
         // Exited with 0: completed; anything else (an error, a signal): failed.
         let outcome: ConnectionOutcome = status == 0
             ? .completed : .failed(ChildExitError(pid: pid, status: status))
-        server.endRequest(record, outcome: outcome, context: nil)
+        server.endRequest(record, outcome: outcome)
     }
 
     func waitForWorkers(_ server: BaseServer, until deadline: UInt64?, all: Bool) -> Bool {
