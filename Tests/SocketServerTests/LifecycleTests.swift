@@ -57,7 +57,10 @@ import TestSupport
         inFlight.close()
         #expect(drained.wait(timeout: 10) { $0 })
         #expect(control.state == .stopped)
-        #expect(throws: (any Error).self) { _ = try Socket.createConnection(to: server.serverAddress, timeout: 2) }
+        // The listener is closed. (Not checked by connecting: with tests
+        // running in parallel the freed port can be bound again, or a
+        // client's ephemeral port can meet it in a self-connection.)
+        #expect(server.fileno < 0)
     }
 
     @Test func asyncRunReturnsAfterShutdown() async throws { try await offThePool {
