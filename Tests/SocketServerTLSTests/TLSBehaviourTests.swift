@@ -278,10 +278,14 @@ struct TLSBehaviourTests {
         let (clientSide, serverSide) = try SockKit.pair()
         let clientContext = try certs.clientContext()
         let sent = Locked<Bool>(false)
+        let ready = Locked<Bool>(false)
         let replies = Locked<[String]>([])
         let client = try TestThread {
             do {
                 let c = try TLSStream.client(over: clientSide, context: clientContext, serverName: "localhost")
+                // Send only once the server's handshake is over, so that its
+                // last receive cannot take the first record without the second.
+                guard ready.wait(timeout: 20, until: { $0 }) else { throw SocketError.timeout(operation: "ready", address: nil) }
                 var deadline: UInt64 = 0
                 try SockKit.bytes("r1\n").withUnsafeBytes { try c.sendAll($0, deadline: &deadline) }
                 try SockKit.bytes("r2\n").withUnsafeBytes { try c.sendAll($0, deadline: &deadline) }
@@ -291,6 +295,7 @@ struct TLSBehaviourTests {
             } catch { replies.withLock { $0.append("\(error)") } }
         }
         let s = try TLSStream.server(over: serverSide, context: certs.serverContext())
+        ready.update { $0 = true }
         // A socketpair's send lands in the peer's queue before it returns.
         #expect(sent.wait(timeout: 20) { $0 })
         let (r, w) = s.makeStreams()
