@@ -328,7 +328,9 @@ open class BaseServer: ServerClosing {
     /// Runs the handler: the ``connectionStages`` first, for a stream
     /// connection (on this, the connection's thread), then the handler's
     /// setup, handle and finish. The handler sees the context's client
-    /// address (a PROXY header's source) and streams.
+    /// address (a PROXY header's source) and streams. A ``ConnectionContext``
+    /// is made only when something runs before the handler (stages, or a
+    /// trusted PROXY peer); otherwise the handler's `context` is nil.
     ///
     /// With ``proxyProtocol``, a trusted peer's header is read first; a
     /// proxy's health check that closes before or right after its header
